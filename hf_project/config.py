@@ -1,0 +1,221 @@
+"""Argument dataclasses, YAML loading and validation.
+
+`--config file.yaml` sets the defaults, flags on the command line win, and an unknown key or flag is an
+error. The resolved configuration of a run is saved as a flat YAML mapping of the same fields, so
+`scripts/finetune.py --config runs/.../config.yaml` re-creates the run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers import HfArgumentParser
+
+from hf_project.errors import UserError
+
+DEFAULT_SEED = 2023
+
+
+@dataclass
+class DataArguments:
+    dataset: str = field(
+        default="fortunes",
+        metadata={
+            "help": "Builtin name (fortunes), a local csv/json/jsonl/parquet file, or a Hugging Face hub dataset id."
+        },
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "Config name of a hub dataset."})
+    train_file: str | None = field(default=None, metadata={"help": "Local training file (csv/json/jsonl/parquet)."})
+    validation_file: str | None = field(default=None, metadata={"help": "Local validation file (optional)."})
+    test_file: str | None = field(default=None, metadata={"help": "Local test file (optional)."})
+    text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    label_column: str = field(default="label", metadata={"help": "Column holding the class label."})
+    test_fraction: float = field(
+        default=0.2, metadata={"help": "Without a provided test split: the last fraction of the seeded shuffle."}
+    )
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Without a provided validation split: fraction of train carved out."}
+    )
+    stratify: bool = field(default=True, metadata={"help": "Carve validation per class (stratified)."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Keep only the first N training examples of the seeded split (budget)."}
+    )
+    max_length: int = field(default=128, metadata={"help": "Truncate inputs to this many tokens."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Where tokenised data is cached (default ~/.cache/hf_project)."}
+    )
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_fraction < 1.0:
+            raise UserError(f"--test_fraction must be in (0, 1), got {self.test_fraction}")
+        if not 0.0 < self.validation_fraction < 1.0:
+            raise UserError(f"--validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.max_length < 2:
+            raise UserError(f"--max_length must be at least 2, got {self.max_length}")
+        if self.max_train_samples is not None and self.max_train_samples < 2:
+            raise UserError(f"--max_train_samples must be at least 2, got {self.max_train_samples}")
+
+
+@dataclass
+class ModelArguments:
+    model: str = field(
+        default="minilm,lstm",
+        metadata={
+            "help": "Comma-separated aliases (distilbert, bert, roberta, minilm, lstm), hub ids or local model "
+            "directories; each is trained in turn on the same split."
+        },
+    )
+    lstm_vocab_size: int = field(default=20000, metadata={"help": "LSTM: vocabulary size of its tokenizer."})
+    lstm_embedding_dim: int = field(default=128, metadata={"help": "LSTM: token embedding size."})
+    lstm_hidden_size: int = field(default=128, metadata={"help": "LSTM: hidden size per direction."})
+    lstm_num_layers: int = field(default=1, metadata={"help": "LSTM: number of stacked layers."})
+    lstm_bidirectional: bool = field(default=True, metadata={"help": "LSTM: read the sequence both ways."})
+    lstm_dropout: float = field(default=0.2, metadata={"help": "LSTM: dropout on embeddings and pooled state."})
+    lstm_pooling: str = field(default="mean", metadata={"help": "LSTM: mean | max | last."})
+
+    def __post_init__(self) -> None:
+        if not self.model_names:
+            raise UserError("--model is empty: name at least one model, e.g. --model minilm,lstm")
+        if self.lstm_pooling not in ("mean", "max", "last"):
+            raise UserError(f"--lstm_pooling must be mean, max or last, got {self.lstm_pooling!r}")
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m.strip() for m in self.model.split(",") if m.strip()]
+
+
+@dataclass
+class TrainArguments:
+    seed: int = field(default=DEFAULT_SEED, metadata={"help": "Seed of the split, the initialisation and the data order."})
+    num_train_epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
+    max_steps: int = field(default=-1, metadata={"help": "If > 0: stop after this many optimiser steps."})
+    learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of pretrained models."})
+    lstm_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the LSTM."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Training batch size per device."})
+    per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps to accumulate before updating."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "Fraction of steps of linear warm-up."})
+    eval_strategy: str = field(default="epoch", metadata={"help": "Evaluate on validation every 'epoch' or 'steps'."})
+    eval_steps: int = field(default=200, metadata={"help": "With eval_strategy=steps: evaluate every N steps."})
+    logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N steps."})
+    metric_for_best_model: str = field(
+        default="macro_f1", metadata={"help": "Validation metric that selects the best checkpoint."}
+    )
+    early_stopping_patience: int = field(
+        default=2, metadata={"help": "Stop after N evaluations without improvement (0 disables)."}
+    )
+    class_weights: bool = field(
+        default=False, metadata={"help": "Class-weighted cross-entropy, weights from the training split."}
+    )
+    runs_dir: str = field(default="runs", metadata={"help": "Root of the run directories."})
+    weights_dir: str = field(default="weights", metadata={"help": "Where the best weights of each model go."})
+    tag: str | None = field(default=None, metadata={"help": "Free label stored with the run."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "Worker processes of the data loaders."})
+
+    def __post_init__(self) -> None:
+        if self.eval_strategy not in ("epoch", "steps"):
+            raise UserError(f"--eval_strategy must be 'epoch' or 'steps', got {self.eval_strategy!r}")
+        if self.metric_for_best_model not in ("macro_f1", "accuracy", "weighted_f1", "loss"):
+            raise UserError(
+                f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: "
+                "use macro_f1, accuracy, weighted_f1 or loss"
+            )
+        if self.num_train_epochs <= 0 and self.max_steps <= 0:
+            raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
+
+
+ARG_CLASSES = (DataArguments, ModelArguments, TrainArguments)
+
+
+@dataclass
+class ExperimentConfig:
+    data: DataArguments
+    model: ModelArguments
+    train: TrainArguments
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat mapping of every field: the same shape as the YAML files in configs/."""
+        out: dict[str, Any] = {}
+        for part in (self.data, self.model, self.train):
+            out.update(dataclasses.asdict(part))
+        return out
+
+    def for_model(self, name: str) -> ExperimentConfig:
+        """The configuration of one run of a multi-model experiment."""
+        return dataclasses.replace(self, model=dataclasses.replace(self.model, model=name))
+
+
+def _field_names() -> set[str]:
+    return {f.name for cls in ARG_CLASSES for f in dataclasses.fields(cls)}
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file {path} does not exist: check the path given to --config")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must be a mapping of argument names to values")
+    unknown = sorted(set(data) - _field_names())
+    if unknown:
+        raise UserError(
+            f"config file {path} has unknown key(s) {', '.join(unknown)}: see `scripts/finetune.py --help` for valid ones"
+        )
+    return data
+
+
+def _split_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
+    rest, config = [], None
+    it = iter(argv)
+    for arg in it:
+        if arg == "--config":
+            config = next(it, None)
+            if config is None:
+                raise UserError("--config needs a file path, e.g. --config configs/demo.yaml")
+        elif arg.startswith("--config="):
+            config = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return config, rest
+
+
+def make_parser() -> HfArgumentParser:
+    parser = HfArgumentParser(ARG_CLASSES)
+    parser.add_argument("--config", help="YAML file of defaults; flags given on the command line win.")
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> ExperimentConfig:
+    """Parse `--config file.yaml` plus flags. Unknown flags exit through argparse with status 2."""
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    config_path, rest = _split_config_flag(argv)
+    parser = make_parser()
+    if config_path:
+        parser.set_defaults(**load_yaml(config_path))
+    try:
+        data, model, train, _ = parser.parse_args_into_dataclasses(args=rest)
+    except ValueError as err:  # HfArgumentParser reports unused flags this way
+        raise UserError(f"{err}: see --help for the valid flags") from None
+    return ExperimentConfig(data=data, model=model, train=train)
+
+
+def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:
+    """Build a configuration from a flat mapping (a saved config.yaml); unknown keys are an error."""
+    unknown = sorted(set(values) - _field_names())
+    if unknown:
+        raise UserError(f"unknown configuration key(s) {', '.join(unknown)}")
+    parts = []
+    for cls in ARG_CLASSES:
+        names = {f.name for f in dataclasses.fields(cls)}
+        parts.append(cls(**{k: v for k, v in values.items() if k in names}))
+    return ExperimentConfig(*parts)

@@ -1,0 +1,151 @@
+"""Classification metrics computed through `evaluate` modules shipped inside this package.
+
+The metric scripts live next to this file and are loaded by absolute path to the ``.py`` file, so nothing
+is ever fetched from the Hugging Face hub. evaluate still copies each script into its modules cache
+(``HF_MODULES_CACHE``, default ``~/.cache/huggingface/modules``) and creates an empty directory under
+``HF_METRICS_CACHE``; both must be writable, the package directory need not be.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import evaluate
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1")
+
+# Names accepted by load_metric: one directory per metric, holding <name>/<name>.py.
+AVAILABLE_METRICS = ("accuracy", "confusion_matrix", "f1", "precision", "recall")
+
+_METRICS_DIR = Path(__file__).resolve().parent
+
+
+def metric_script_path(name: str) -> Path:
+    """Return the path of the shipped evaluate script for ``name``; ValueError if there is none."""
+    if name not in AVAILABLE_METRICS:
+        raise ValueError(f"Unknown metric {name!r}; valid names: {', '.join(AVAILABLE_METRICS)}")
+    return _METRICS_DIR / name / f"{name}.py"
+
+
+@functools.cache  # an lru_cache without a size bound
+def load_metric(name: str) -> evaluate.EvaluationModule:
+    """Load a shipped metric by local path; cached, so the returned instance is shared between callers.
+
+    The shared instance is fine for ``compute(predictions=..., references=...)`` but not for concurrent
+    ``add_batch`` accumulation from several threads.
+    """
+    path = metric_script_path(name)
+    # Imported lazily: evaluate pulls in datasets/pyarrow, which callers needing only METRIC_NAMES avoid.
+    import evaluate
+
+    # Passing the .py file (not its directory) takes evaluate's "file exists" branch, which raises
+    # FileNotFoundError instead of falling back to a hub lookup if the script were ever missing.
+    # keep_in_memory avoids arrow cache files and file locks under HF_METRICS_CACHE on every compute.
+    metric = evaluate.load(str(path), keep_in_memory=True)
+    logger.debug("Loaded metric %s from %s", name, path)
+    return metric
+
+
+def _logits(predictions: Any) -> np.ndarray:
+    # Trainer passes a tuple when the model returns extra outputs (hidden states, ...); logits come first.
+    if isinstance(predictions, tuple | list):
+        predictions = predictions[0]
+    return np.asarray(predictions)
+
+
+def _class_ids(predictions: Any) -> tuple[np.ndarray, int | None]:
+    """Turn logits (N, K) into predicted ids, also returning K; 1-D input is taken as ids already."""
+    logits = _logits(predictions)
+    if logits.ndim == 1:
+        # preprocess_logits_for_metrics may already have reduced logits to ids, so K is unknown here.
+        return logits.astype(np.int64), None
+    if logits.ndim != 2:
+        raise ValueError(f"Expected logits of shape (N, K), got shape {logits.shape}")
+    return logits.argmax(axis=-1), logits.shape[-1]
+
+
+def _summary_scores(references: np.ndarray, predictions: np.ndarray, labels: list[int]) -> dict[str, float]:
+    accuracy = load_metric("accuracy").compute(predictions=predictions, references=references)["accuracy"]
+    f1 = load_metric("f1")
+    scores = {"accuracy": float(accuracy)}
+    for average in ("macro", "weighted"):
+        result = f1.compute(
+            predictions=predictions, references=references, labels=labels, average=average, zero_division=0
+        )
+        scores[f"{average}_f1"] = float(result["f1"])
+    return scores
+
+
+def compute_metrics(eval_pred: Any) -> dict[str, float]:
+    """Trainer-compatible metrics: accuracy, macro F1 and weighted F1 as python floats.
+
+    F1 averages cover every class id 0..K-1 given by the logits' width, so a class that the model never
+    predicts and that is absent from this split still pulls the macro average down (scored 0).
+    """
+    predictions, num_labels = _class_ids(eval_pred.predictions)
+    references = np.asarray(eval_pred.label_ids).astype(np.int64).reshape(-1)
+    if num_labels is None:
+        num_labels = int(max(predictions.max(initial=0), references.max(initial=0))) + 1
+    _check_inputs(references, predictions, num_labels)
+    return _summary_scores(references, predictions, list(range(num_labels)))
+
+
+def _check_inputs(references: np.ndarray, predictions: np.ndarray, num_labels: int) -> None:
+    if references.shape != predictions.shape:
+        raise ValueError(f"{references.shape[0]} references but {predictions.shape[0]} predictions")
+    if references.size == 0:
+        raise ValueError("Cannot compute metrics on zero examples")
+    # An id outside 0..K-1 would silently count in accuracy but be ignored by F1 and the confusion matrix.
+    for name, ids in (("references", references), ("predictions", predictions)):
+        if ids.min() < 0 or ids.max() >= num_labels:
+            raise ValueError(f"{name} contain ids outside 0..{num_labels - 1}")
+
+
+def _per_class(
+    references: np.ndarray, predictions: np.ndarray, labels: list[int], matrix: np.ndarray, names: list[str]
+) -> list[dict[str, Any]]:
+    kwargs = {"predictions": predictions, "references": references, "labels": labels, "average": None}
+    scores = {
+        metric: np.atleast_1d(load_metric(metric).compute(**kwargs, zero_division=0)[metric])
+        for metric in ("precision", "recall", "f1")
+    }
+    support = matrix.sum(axis=1)
+    return [
+        {
+            "label": names[i],
+            "precision": float(scores["precision"][i]),
+            "recall": float(scores["recall"][i]),
+            "f1": float(scores["f1"][i]),
+            "support": int(support[i]),
+        }
+        for i in labels
+    ]
+
+
+def classification_report(
+    references: Sequence[int] | np.ndarray, predictions: Sequence[int] | np.ndarray, label_names: list[str]
+) -> dict[str, Any]:
+    """Summary scores, per-class precision/recall/F1/support and the confusion matrix over all labels.
+
+    Every label id 0..len(label_names)-1 appears in ``per_class`` and in the K x K ``confusion_matrix``
+    (rows = true label, columns = predicted), even when absent from the data; undefined scores are 0.
+    """
+    refs = np.asarray(references).astype(np.int64).reshape(-1)
+    preds = np.asarray(predictions).astype(np.int64).reshape(-1)
+    labels = list(range(len(label_names)))
+    _check_inputs(refs, preds, len(labels))
+    matrix = load_metric("confusion_matrix").compute(predictions=preds, references=refs, labels=labels)
+    matrix = np.asarray(matrix["confusion_matrix"], dtype=np.int64)
+    report: dict[str, Any] = _summary_scores(refs, preds, labels)
+    report["per_class"] = _per_class(refs, preds, labels, matrix, label_names)
+    report["confusion_matrix"] = matrix.tolist()
+    return report

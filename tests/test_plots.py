@@ -1,0 +1,130 @@
+"""Plots must be valid PNGs written atomically, for any shape of log history and 2..50 classes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from hf_project.plots import plot_confusion_matrix, plot_loss
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _log_history(train: bool = True, evaluation: bool = True) -> list[dict]:
+    history: list[dict] = []
+    for step in range(10, 210, 10):
+        if train:
+            history.append(
+                {"loss": 2.0 / (1 + step / 50), "learning_rate": 1e-5, "epoch": step / 100, "step": step}
+            )
+        if evaluation and step % 50 == 0:
+            history.append(
+                {"eval_loss": 1.5 / (1 + step / 80), "eval_accuracy": 0.5, "epoch": step / 100, "step": step}
+            )
+    # Trainer.train() appends a summary entry with "train_loss" but no "loss"; it must be ignored.
+    history.append({"train_runtime": 12.3, "train_loss": 0.9, "epoch": 2.0, "step": 200})
+    return history
+
+
+def _read_png(path: Path) -> np.ndarray:
+    assert path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == PNG_SIGNATURE
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[2] in (3, 4)
+    return image
+
+
+def _assert_only(directory: Path, *names: str) -> None:
+    # Atomic writes must leave no ".<name>.<hex>.tmp" files behind.
+    assert sorted(p.name for p in directory.iterdir()) == sorted(names)
+
+
+@pytest.mark.parametrize(
+    ("train", "evaluation", "best_step"),
+    [(True, True, 150), (True, True, None), (False, True, 100), (True, False, None), (False, False, None)],
+    ids=["both-best", "both", "eval-only", "train-only", "empty"],
+)
+def test_plot_loss_writes_png(tmp_path: Path, train: bool, evaluation: bool, best_step: int | None) -> None:
+    path = tmp_path / "loss.png"
+    plot_loss(_log_history(train, evaluation), path, best_step=best_step, title="loss")
+    height, width, _ = _read_png(path).shape
+    assert width > 400 and height > 300
+    _assert_only(tmp_path, "loss.png")
+
+
+def test_plot_loss_accepts_str_path_and_creates_dir(tmp_path: Path) -> None:
+    path = tmp_path / "plots" / "loss.png"
+    plot_loss(_log_history(), str(path))
+    _read_png(path)
+
+
+def test_plot_loss_overwrites_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "loss.png"
+    plot_loss(_log_history(evaluation=False), path)
+    plot_loss(_log_history(), path, best_step=100)
+    _read_png(path)
+    _assert_only(tmp_path, "loss.png")
+
+
+def test_failed_save_leaves_old_file_and_no_temp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "loss.png"
+    plot_loss(_log_history(), path)
+    original = path.read_bytes()
+
+    def broken_savefig(self: Figure, fname: object, **kwargs: object) -> None:
+        fname.write(b"partial")  # type: ignore[attr-defined]
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken_savefig)
+    with pytest.raises(RuntimeError, match="disk full"):
+        plot_loss(_log_history(), path, best_step=50)
+    assert path.read_bytes() == original
+    _assert_only(tmp_path, "loss.png")
+
+
+def _matrix(num_classes: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    matrix = rng.integers(0, 20, size=(num_classes, num_classes))
+    np.fill_diagonal(matrix, 100)
+    matrix[1] = 0  # a class with no examples must not produce NaNs when normalising
+    return matrix.tolist()
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("num_classes", [2, 5, 20, 43, 50])
+def test_plot_confusion_matrix_writes_png(tmp_path: Path, num_classes: int, normalize: bool) -> None:
+    names = [f"class_{i}_name" for i in range(num_classes)]
+    path = tmp_path / "cm.png"
+    plot_confusion_matrix(_matrix(num_classes), names, path, normalize=normalize, title="test")
+    _read_png(path)
+    _assert_only(tmp_path, "cm.png")
+
+
+def test_confusion_matrix_figure_grows_with_classes(tmp_path: Path) -> None:
+    sizes = {}
+    for num_classes in (3, 43):
+        path = tmp_path / f"cm{num_classes}.png"
+        plot_confusion_matrix(_matrix(num_classes), [f"c{i}" for i in range(num_classes)], path)
+        sizes[num_classes] = _read_png(path).shape[:2]
+    assert sizes[43][0] > 2 * sizes[3][0] and sizes[43][1] > 2 * sizes[3][1]
+    _assert_only(tmp_path, "cm3.png", "cm43.png")
+
+
+def test_confusion_matrix_shape_mismatch(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="does not match 3 label names"):
+        plot_confusion_matrix(_matrix(4), ["a", "b", "c"], tmp_path / "cm.png")
+    _assert_only(tmp_path)
+
+
+def test_plots_do_not_register_pyplot_figures(tmp_path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plot_loss(_log_history(), tmp_path / "loss.png")
+    plot_confusion_matrix(_matrix(4), list("abcd"), tmp_path / "cm.png")
+    assert plt.get_fignums() == before
