@@ -145,7 +145,7 @@ def train_and_test(
     model = build_model(spec, data.label_names, tokenizer, cfg.model)
     weights = None
     if cfg.train.class_weights:
-        weights = torch.tensor(class_weights(tokenized["train"]["label"], data.num_labels), dtype=torch.float32)
+        weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
     trainer = ClassificationTrainer(
         model=model,
@@ -242,7 +242,7 @@ def _logits(predictions: Any) -> Any:
 def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:
     names = data.label_names
     source_rows = data.split["test"]["indices"]
-    texts = data.splits["test"]["text"]
+    texts = list(data.splits["test"]["text"])
     rows = []
     for i in range(len(refs)):
         row = {"row": i, "source_row": source_rows[i], "text": texts[i], "label": names[refs[i]],

@@ -1,4 +1,4 @@
-"""Behaviour of the from-scratch LSTM baseline: packing, persistence, init, learning, tokenizer, config checks."""
+"""From-scratch LSTM baseline: packing, persistence, init, learning, tokenizer and config checks."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def random_seqs(lengths: list[int], seed: int = 1) -> list[list[int]]:
     return [torch.randint(1, VOCAB, (n,), generator=g).tolist() for n in lengths]
 
 
-# ---- packing ------------------------------------------------------------------------------------------------
+# ---- packing -----------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("pooling", ["mean", "max", "last"])
@@ -98,12 +98,18 @@ def test_trainer_extras_are_ignored() -> None:
     labels = torch.tensor([0, 2])
     with torch.no_grad():
         plain = model(ids, attention_mask=mask, labels=labels)
-        extra = model(ids, attention_mask=mask, labels=labels, token_type_ids=torch.zeros_like(ids),
-                      num_items_in_batch=torch.tensor(2), return_dict=True)
+        extra = model(
+            ids,
+            attention_mask=mask,
+            labels=labels,
+            token_type_ids=torch.zeros_like(ids),
+            num_items_in_batch=torch.tensor(2),
+            return_dict=True,
+        )
     assert torch.equal(plain.logits, extra.logits) and torch.equal(plain.loss, extra.loss)
 
 
-# ---- persistence ---------------------------------------------------------------------------------------------
+# ---- persistence -------------------------------------------------------------------------------------------
 
 
 def _config_without_path(config) -> dict:
@@ -134,14 +140,16 @@ def test_save_and_reload_are_exact(tmp_path, pooling: str) -> None:
         assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
 
 
-# ---- initialisation -------------------------------------------------------------------------------------------
+# ---- initialisation ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("num_labels", [5, 43])
 def test_initial_loss_is_chance_level(num_labels: int) -> None:
     torch.manual_seed(0)
     model = LSTMForSequenceClassification(LSTMConfig(vocab_size=1000, num_labels=num_labels)).eval()
-    ids, mask = right_padded([torch.randint(1, 1000, (int(n),)).tolist() for n in torch.randint(1, 40, (128,))])
+    ids, mask = right_padded(
+        [torch.randint(1, 1000, (int(n),)).tolist() for n in torch.randint(1, 40, (128,))]
+    )
     labels = torch.randint(0, num_labels, (128,))
     with torch.no_grad():
         out = model(ids, attention_mask=mask, labels=labels)
@@ -150,7 +158,11 @@ def test_initial_loss_is_chance_level(num_labels: int) -> None:
 
 
 def test_seed_controls_init() -> None:
-    a, b, c = tiny_model(seed=7).state_dict(), tiny_model(seed=7).state_dict(), tiny_model(seed=8).state_dict()
+    a, b, c = (
+        tiny_model(seed=7).state_dict(),
+        tiny_model(seed=7).state_dict(),
+        tiny_model(seed=8).state_dict(),
+    )
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["embedding.weight"], c["embedding.weight"])
@@ -169,9 +181,10 @@ def test_init_details() -> None:
         assert torch.equal(bias[H : 2 * H], torch.ones(H)) and bias[:H].abs().sum() == 0  # forget gate open
     gate = model.lstm.weight_hh_l0[:H]  # (H, H) orthogonal block
     assert torch.allclose(gate @ gate.T, torch.eye(H), atol=1e-5)
+    assert model.get_input_embeddings() is model.embedding
 
 
-# ---- learning -------------------------------------------------------------------------------------------------
+# ---- learning ----------------------------------------------------------------------------------------------
 
 
 def keyword_task(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -214,17 +227,31 @@ def test_loss_falls_on_separable_task(pooling: str) -> None:
 
 
 def test_hf_trainer_runs(tmp_path) -> None:
-    tok = train_lstm_tokenizer(["good fine great", "bad awful poor", "good great", "bad poor"] * 4, min_frequency=1)
+    tok = train_lstm_tokenizer(
+        ["good fine great", "bad awful poor", "good great", "bad poor"] * 4, min_frequency=1
+    )
     texts = ["good great fine", "awful bad", "great", "poor poor bad awful"] * 4
     rows = [dict(tok(t), labels=int("good" in t or "great" in t or "fine" in t)) for t in texts]
     model = LSTMForSequenceClassification(LSTMConfig(vocab_size=len(tok), hidden_size=8, embedding_dim=8))
     before = model.classifier.weight.detach().clone()
     args = TrainingArguments(
-        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=2,
-        learning_rate=1e-2, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True,
+        output_dir=str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=4,
+        gradient_accumulation_steps=2,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
     )
-    trainer = Trainer(model=model, args=args, train_dataset=rows, eval_dataset=rows,
-                      data_collator=DataCollatorWithPadding(tok))
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=rows,
+        eval_dataset=rows,
+        data_collator=DataCollatorWithPadding(tok),
+    )
     # the model's loss is a batch mean, so the Trainer itself must scale it for gradient accumulation
     assert trainer.model_accepts_loss_kwargs is False
     result = trainer.train()
@@ -234,7 +261,7 @@ def test_hf_trainer_runs(tmp_path) -> None:
     assert pred.predictions.shape == (len(rows), 2) and math.isfinite(pred.metrics["test_loss"])
 
 
-# ---- tokenizer ------------------------------------------------------------------------------------------------
+# ---- tokenizer ---------------------------------------------------------------------------------------------
 
 TRAIN_TEXTS = [
     "The movie was GREAT, truly great!!!",
@@ -259,7 +286,11 @@ def test_tokenizer_vocab_comes_from_training_texts_only() -> None:
     vocab = tok.get_vocab()
     assert vocab["[PAD]"] == 0 == tok.pad_token_id and vocab["[UNK]"] == 1 == tok.unk_token_id
     backend = tok.backend_tokenizer
-    seen = {w for t in TRAIN_TEXTS for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(t))}
+    seen = {
+        w
+        for t in TRAIN_TEXTS
+        for w, _ in backend.pre_tokenizer.pre_tokenize_str(backend.normalizer.normalize_str(t))
+    }
     assert set(vocab) - {"[PAD]", "[UNK]"} <= seen
     assert "aardvark" not in vocab  # min_frequency=2 drops a word seen once
     assert "zebra" not in vocab  # held-out word
@@ -276,7 +307,9 @@ def test_tokenizer_encodes_and_round_trips(tmp_path) -> None:
     enc = tok(batch, truncation=True, max_length=6, padding=True)
     assert set(enc) == {"input_ids", "attention_mask"}
     assert [len(x) for x in enc["input_ids"]] == [6, 6, 6]
-    assert enc["attention_mask"][1] == [1, 0, 0, 0, 0, 0] and enc["input_ids"][1][1:] == [0] * 5  # right-padded
+    assert (
+        enc["attention_mask"][1] == [1, 0, 0, 0, 0, 0] and enc["input_ids"][1][1:] == [0] * 5
+    )  # right-padded
     assert tok.model_max_length == 512
 
     tok.save_pretrained(tmp_path)
@@ -289,7 +322,9 @@ def test_tokenizer_encodes_and_round_trips(tmp_path) -> None:
 
 def test_tokenizer_ids_feed_the_model() -> None:
     tok = train_lstm_tokenizer(TRAIN_TEXTS)
-    model = LSTMForSequenceClassification(LSTMConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id)).eval()
+    model = LSTMForSequenceClassification(
+        LSTMConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id)
+    ).eval()
     enc = tok(["the plot was thin", "great"], padding=True, return_tensors="pt")
     assert model(**enc).logits.shape == (2, 2)
 
@@ -305,7 +340,7 @@ def test_tokenizer_rejects_texts_with_no_frequent_word() -> None:
         train_lstm_tokenizer(["each word once"], min_frequency=2)
 
 
-# ---- config validation ----------------------------------------------------------------------------------------
+# ---- config validation -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     raw = load_raw(args.dataset, args.dataset_config, args.train_file, args.validation_file, args.test_file)
     _check_columns(raw, args.text_column, args.label_column)
     fp = fingerprint(raw, args.text_column, args.label_column)
-    train_values = raw["train"][args.label_column]
+    train_values = list(raw["train"][args.label_column])
     split = make_split(
         {name: len(ds) for name, ds in raw.items()},
         train_values if args.stratify else None,
@@ -77,13 +77,13 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     for part in SPLITS:
         source = raw[split[part]["source"]]
         rows = source.select(split[part]["indices"])
-        texts = rows[args.text_column]
+        texts = list(rows[args.text_column])
         if any(not isinstance(t, str) for t in texts if t is not None):
             raise UserError(f"text column {args.text_column!r} does not hold text: pick a string column with --text_column")
         n_missing = sum(t is None for t in texts)
         if n_missing:
             logger.warning("%s split: %d rows with no text are read as empty strings", part, n_missing)
-        ids = label_utils.encode(rows[args.label_column], source.features[args.label_column], names, part)
+        ids = label_utils.encode(list(rows[args.label_column]), source.features[args.label_column], names, part)
         ids_by_split[part] = ids
         out[part] = (["" if t is None else t for t in texts], ids)
     label_utils.check_labels(ids_by_split, names)

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def load_tokenizer(spec: ModelSpec, data: PreparedData, args: ModelArguments) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only."""
     if spec.from_scratch:
-        return train_lstm_tokenizer(data.splits["train"]["text"], vocab_size=args.lstm_vocab_size)
+        return train_lstm_tokenizer(list(data.splits["train"]["text"]), vocab_size=args.lstm_vocab_size)
     try:
         return AutoTokenizer.from_pretrained(spec.checkpoint)
     except (OSError, ValueError) as err:

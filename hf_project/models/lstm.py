@@ -1,4 +1,4 @@
-"""From-scratch LSTM text classifier: the non-pretrained baseline the fine-tuned checkpoints are compared against.
+"""From-scratch LSTM text classifier, the non-pretrained baseline the fine-tuned checkpoints are compared to.
 
 One config, one module and a tokenizer trainer, all speaking the Hugging Face interfaces so the same Trainer,
 save_pretrained/from_pretrained and AutoModelForSequenceClassification code paths serve this baseline and the
@@ -31,8 +31,9 @@ POOLINGS = ("mean", "max", "last")
 class LSTMConfig(PretrainedConfig):
     model_type = "hf_project_lstm"
 
-    # A plain __init__ (not transformers 5's dataclass fields) keeps positional calls working and lets validation
-    # raise a plain ValueError; transformers then serialises every attribute, as for any custom-init config.
+    # A plain __init__ (not transformers 5's dataclass fields) keeps positional calls working and lets
+    # validation raise a plain ValueError; transformers then serialises every attribute, as for any
+    # custom-init config.
     def __init__(
         self,
         vocab_size: int = 30000,
@@ -45,8 +46,12 @@ class LSTMConfig(PretrainedConfig):
         pad_token_id: int = 0,
         **kwargs: Any,
     ) -> None:
-        for name, value in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim),
-                            ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        for name, value in (
+            ("vocab_size", vocab_size),
+            ("embedding_dim", embedding_dim),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"LSTMConfig.{name} must be a positive int, got {value!r}")
         if not isinstance(bidirectional, bool):
@@ -55,8 +60,14 @@ class LSTMConfig(PretrainedConfig):
             raise ValueError(f"LSTMConfig.dropout must be a float in [0, 1), got {dropout!r}")
         if pooling not in POOLINGS:
             raise ValueError(f"LSTMConfig.pooling must be one of {POOLINGS}, got {pooling!r}")
-        if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or not 0 <= pad_token_id < vocab_size:
-            raise ValueError(f"LSTMConfig.pad_token_id must be an int in [0, {vocab_size}), got {pad_token_id!r}")
+        if (
+            isinstance(pad_token_id, bool)
+            or not isinstance(pad_token_id, int)
+            or not 0 <= pad_token_id < vocab_size
+        ):
+            raise ValueError(
+                f"LSTMConfig.pad_token_id must be an int in [0, {vocab_size}), got {pad_token_id!r}"
+            )
         # forward() only implements cross-entropy; refusing other problem types beats silently ignoring them.
         problem_type = kwargs.setdefault("problem_type", "single_label_classification")
         if problem_type != "single_label_classification":
@@ -74,15 +85,19 @@ class LSTMConfig(PretrainedConfig):
 
 class LSTMForSequenceClassification(PreTrainedModel):
     config_class = LSTMConfig
-    base_model_prefix = "lstm"
-    # forward() returns a per-batch mean loss and ignores num_items_in_batch; telling the Trainer so makes it divide
-    # by the gradient-accumulation steps itself instead of assuming the model already normalised the loss.
+    # no base-model/head split (base_model_prefix stays ""); name the embedding so get_input_embeddings and
+    # resize_token_embeddings find it
+    _input_embed_layer = "embedding"
+    # forward() returns a per-batch mean loss and ignores num_items_in_batch; telling the Trainer so makes it
+    # divide by the gradient-accumulation steps itself instead of assuming the model normalised the loss.
     accepts_loss_kwargs = False
 
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__(config)
         self.num_directions = 2 if config.bidirectional else 1
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id)
+        self.embedding = nn.Embedding(
+            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
+        )
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.embedding_dim,
@@ -109,14 +124,14 @@ class LSTMForSequenceClassification(PreTrainedModel):
                 if name.startswith("weight_ih"):
                     nn.init.xavier_uniform_(param)
                 elif name.startswith("weight_hh"):
-                    # orthogonal recurrent matrices per gate keep the hidden state from exploding/vanishing over time
+                    # orthogonal recurrent matrix per gate: the state neither explodes nor vanishes over time
                     for gate in param.data.split(H):
                         nn.init.orthogonal_(gate)
                 else:
                     param.zero_()
                     if name.startswith("bias_ih"):
-                        # gate order is (input, forget, cell, output); forget bias 1 -> remember by default
-                        # (Jozefowicz et al., 2015), which helps gradients reach early tokens at the start of training
+                        # gate order is (input, forget, cell, output); forget bias 1 -> remember by
+                        # default (Jozefowicz et al., 2015), so early gradients still reach the first tokens
                         param[H : 2 * H].fill_(1.0)
         elif isinstance(module, nn.Linear):
             # tiny classifier weights -> near-zero logits -> initial loss ~ ln(num_labels), no class favoured
@@ -138,7 +153,9 @@ class LSTMForSequenceClassification(PreTrainedModel):
         # packing takes the first `length` tokens as the real ones, so a left-padded batch would silently
         # run over padding and drop text; refuse it instead
         if not torch.equal(positions[None, :] < lengths[:, None], attention_mask.bool()):
-            raise ValueError("LSTMForSequenceClassification needs right-padded inputs (tokenizer padding_side='right')")
+            raise ValueError(
+                "LSTMForSequenceClassification needs right-padded inputs (tokenizer padding_side='right')"
+            )
         # an empty text (all padding) still gets one step over the zero [PAD] embedding, so it yields a finite
         # prediction instead of breaking pack_padded_sequence for the whole batch
         lengths = lengths.clamp(min=1)
@@ -149,7 +166,8 @@ class LSTMForSequenceClassification(PreTrainedModel):
         # ever see its real tokens, so the output cannot depend on how much padding the batch carries
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         packed_out, (h_n, _) = self.lstm(packed)  # h_n: (L*D, B, H), already restored to batch order
-        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # (B, T, D*H), 0 at padding
+        # total_length=T keeps trailing all-padding columns, so `out` lines up with `mask`
+        out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=T)  # (B, T, D*H), 0 at pads
 
         if self.config.pooling == "mean":
             pooled = out.sum(dim=1) / lengths[:, None].to(out.dtype)  # (B, D*H); padded steps contribute 0
@@ -171,10 +189,10 @@ def train_lstm_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """Word-level tokenizer learnt from `texts` only (pass the training split, never validation/test).
 
-    Word-level rather than WordPiece: WordPieceTrainer in tokenizers <= 0.23 is not deterministic (merge ties are
-    broken by hash-map order, huggingface/tokenizers#1794), so the same training texts could yield a different
-    vocabulary per run; WordLevelTrainer sorts by (count, word). One embedding per word is also the classic
-    setup for an LSTM baseline, with out-of-vocabulary words mapped to [UNK].
+    Word-level rather than WordPiece: WordPieceTrainer in tokenizers <= 0.23 is not deterministic (merge ties
+    are broken by hash-map order, huggingface/tokenizers#1794), so the same training texts could yield a
+    different vocabulary per run; WordLevelTrainer sorts by (count, word). One embedding per word is also the
+    classic setup for an LSTM baseline, with out-of-vocabulary words mapped to [UNK].
     """
     it = iter(texts)
     first = next(it, None)
@@ -183,20 +201,27 @@ def train_lstm_tokenizer(
     tok = Tokenizer(models.WordLevel(unk_token="[UNK]"))
     # NFKD + strip accents + lowercase folds case, accents and compatibility forms (full-width, ligatures), so
     # a word-level vocab is not split across spellings of the same word
-    tok.normalizer = normalizers.Sequence([normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()])
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFKD(), normalizers.StripAccents(), normalizers.Lowercase()]
+    )
     # \w+ | [^\w\s]+ : punctuation runs such as "!!!" or ":)" stay tokens of their own, they carry signal
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordLevelTrainer(
-        vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=["[PAD]", "[UNK]"], show_progress=False
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=["[PAD]", "[UNK]"],
+        show_progress=False,
     )  # special tokens come first, in order: [PAD] = 0 matches LSTMConfig.pad_token_id's default
     tok.train_from_iterator(itertools.chain([first], it), trainer=trainer)
     if tok.get_vocab_size() <= 2:
         raise ValueError(f"no word occurs at least min_frequency={min_frequency} times in the training texts")
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=512)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=512
+    )
 
 
 def register() -> None:
-    """Make AutoConfig / AutoModelForSequenceClassification resolve model_type "hf_project_lstm"; idempotent."""
+    """Let AutoConfig / AutoModelForSequenceClassification resolve "hf_project_lstm"; idempotent."""
     AutoConfig.register(LSTMConfig.model_type, LSTMConfig, exist_ok=True)
     AutoModelForSequenceClassification.register(LSTMConfig, LSTMForSequenceClassification, exist_ok=True)
 
