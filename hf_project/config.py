@@ -92,6 +92,9 @@ class ModelArguments:
 class TrainArguments:
     seed: int = field(default=DEFAULT_SEED, metadata={"help": "Seed of the split, the initialisation and the data order."})
     num_train_epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
+    lstm_num_train_epochs: float | None = field(
+        default=None, metadata={"help": "Maximum epochs of the LSTM (it is cheap per epoch); default: num_train_epochs."}
+    )
     max_steps: int = field(default=-1, metadata={"help": "If > 0: stop after this many optimiser steps."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of pretrained models."})
     lstm_learning_rate: float = field(default=2e-3, metadata={"help": "Peak learning rate of the LSTM."})
@@ -125,6 +128,8 @@ class TrainArguments:
                 f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: "
                 "use macro_f1, accuracy, weighted_f1 or loss"
             )
+        if self.lstm_num_train_epochs is not None and self.lstm_num_train_epochs <= 0:
+            raise UserError("--lstm_num_train_epochs must be > 0")
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
 
@@ -188,7 +193,7 @@ def _split_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
 
 
 def make_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(ARG_CLASSES)
+    parser = HfArgumentParser(ARG_CLASSES, allow_abbrev=False)  # a typo must not match a longer flag
     parser.add_argument("--config", help="YAML file of defaults; flags given on the command line win.")
     return parser
 

@@ -57,7 +57,7 @@ def training_arguments(cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path)
     return TrainingArguments(
         output_dir=str(output_dir),
         seed=t.seed,
-        num_train_epochs=t.num_train_epochs,
+        num_train_epochs=t.lstm_num_train_epochs if spec.from_scratch and t.lstm_num_train_epochs else t.num_train_epochs,
         max_steps=t.max_steps,
         learning_rate=t.lstm_learning_rate if spec.from_scratch else t.learning_rate,
         per_device_train_batch_size=t.per_device_train_batch_size,

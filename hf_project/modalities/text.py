@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -24,7 +25,12 @@ def default_cache_dir() -> Path:
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
     """Identifies what the tokenizer does, not where it came from."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    content = backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    if backend is not None:
+        # Calling the tokenizer with truncation/padding mutates these two entries; they are per-call settings.
+        state = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("truncation", "padding")}
+        content = json.dumps(state, sort_keys=True)
+    else:
+        content = repr(sorted(tokenizer.get_vocab().items()))
     return hashlib.sha256((type(tokenizer).__name__ + content).encode()).hexdigest()[:16]
 
 
