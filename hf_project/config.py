@@ -90,10 +90,13 @@ class ModelArguments:
 
 @dataclass
 class TrainArguments:
-    seed: int = field(default=DEFAULT_SEED, metadata={"help": "Seed of the split, the initialisation and the data order."})
+    seed: int = field(
+        default=DEFAULT_SEED, metadata={"help": "Seed of the split, the initialisation and the data order."}
+    )
     num_train_epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
     lstm_num_train_epochs: float | None = field(
-        default=None, metadata={"help": "Maximum epochs of the LSTM (it is cheap per epoch); default: num_train_epochs."}
+        default=None,
+        metadata={"help": "Maximum epochs of the LSTM (it is cheap per epoch); default: num_train_epochs."},
     )
     max_steps: int = field(default=-1, metadata={"help": "If > 0: stop after this many optimiser steps."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate of pretrained models."})
@@ -172,7 +175,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(data) - _field_names())
     if unknown:
         raise UserError(
-            f"config file {path} has unknown key(s) {', '.join(unknown)}: see `scripts/finetune.py --help` for valid ones"
+            f"config file {path} has unknown key(s) {', '.join(unknown)}: "
+            "see `scripts/finetune.py --help` for the valid ones"
         )
     return data
 

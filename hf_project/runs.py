@@ -11,7 +11,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ def _jsonable(value: Any) -> Any:
 
 def new_run_dir(runs_dir: str | Path, dataset: str, model: str, seed: int) -> Path:
     """runs/<dataset>/<model>/<timestamp>-s<seed>/, never reusing an existing directory."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = Path(runs_dir) / dataset / model
     base.mkdir(parents=True, exist_ok=True)
     for n in range(1000):

@@ -54,10 +54,11 @@ class ClassificationTrainer(Trainer):
 
 def training_arguments(cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path) -> TrainingArguments:
     t = cfg.train
+    epochs = t.lstm_num_train_epochs if spec.from_scratch and t.lstm_num_train_epochs else t.num_train_epochs
     return TrainingArguments(
         output_dir=str(output_dir),
         seed=t.seed,
-        num_train_epochs=t.lstm_num_train_epochs if spec.from_scratch and t.lstm_num_train_epochs else t.num_train_epochs,
+        num_train_epochs=epochs,
         max_steps=t.max_steps,
         learning_rate=t.lstm_learning_rate if spec.from_scratch else t.learning_rate,
         per_device_train_batch_size=t.per_device_train_batch_size,
@@ -93,7 +94,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     data = prepare_data(cfg.data, cfg.train.seed)
     log_class_balance(data)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
-    return {spec.name: run_one(cfg.for_model(name), spec, data) for name, spec in zip(names, specs)}
+    return {spec.name: run_one(cfg.for_model(name), spec, data) for name, spec in zip(names, specs, strict=True)}
 
 
 def log_class_balance(data: PreparedData) -> None:
@@ -107,9 +108,12 @@ def log_class_balance(data: PreparedData) -> None:
 def run_one(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData) -> dict[str, Any]:
     """One model: a complete run directory, or a run marked failed and the error re-raised."""
     from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list
 
     is_main = PartialState().is_main_process
     run_dir = runs.new_run_dir(cfg.train.runs_dir, data.name, spec.name, cfg.train.seed) if is_main else None
+    # Every rank needs the same directory: the Trainer writes per-rank state into its checkpoints.
+    run_dir = Path(broadcast_object_list([str(run_dir) if run_dir else None])[0])
     try:
         if is_main:
             runs.set_status(run_dir, runs.STATUS_RUNNING)
@@ -132,13 +136,12 @@ def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -
 
 
 def train_and_test(
-    cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, run_dir: Path | None, is_main: bool
+    cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, run_dir: Path, is_main: bool
 ) -> dict[str, Any]:
     started = time.time()
     set_seed(cfg.train.seed)
     tokenizer = load_tokenizer(spec, data, cfg.model)
-    ckpt_dir = (run_dir or Path(cfg.train.runs_dir)) / "checkpoints"
-    args = training_arguments(cfg, spec, ckpt_dir)
+    args = training_arguments(cfg, spec, run_dir / "checkpoints")
     with args.main_process_first(desc="tokenising"):
         tokenized = text.tokenize(data.splits, tokenizer, cfg.data.max_length, data.split["hash"], cfg.data.cache_dir)
     set_seed(cfg.train.seed)  # the initialisation must not depend on what tokenising consumed
@@ -247,7 +250,7 @@ def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, re
     for i in range(len(refs)):
         row = {"row": i, "source_row": source_rows[i], "text": texts[i], "label": names[refs[i]],
                "predicted": names[preds[i]], "score": float(probs[i, preds[i]]), "correct": bool(refs[i] == preds[i])}
-        row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i])})
+        row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i], strict=True)})
         rows.append(row)
     return rows
 
@@ -285,4 +288,6 @@ def check_output_dirs(cfg: ExperimentConfig) -> None:
         try:
             p.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise UserError(f"cannot create output folder {p} ({err.strerror}): choose another with --runs_dir") from None
+            raise UserError(
+                f"cannot create output folder {p} ({err.strerror}): choose another with --runs_dir/--weights_dir"
+            ) from None

@@ -79,7 +79,9 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         rows = source.select(split[part]["indices"])
         texts = list(rows[args.text_column])
         if any(not isinstance(t, str) for t in texts if t is not None):
-            raise UserError(f"text column {args.text_column!r} does not hold text: pick a string column with --text_column")
+            raise UserError(
+                f"text column {args.text_column!r} does not hold text: pick a string column with --text_column"
+            )
         n_missing = sum(t is None for t in texts)
         if n_missing:
             logger.warning("%s split: %d rows with no text are read as empty strings", part, n_missing)

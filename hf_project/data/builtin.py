@@ -38,7 +38,7 @@ def fortune_files(packages: tuple[str, ...] = FORTUNE_PACKAGES) -> list[Path]:
         if Path(f"{path}.dat").is_file():
             files.append(path)
     if not files:
-        raise UserError("the fortunes package has no cookie files: reinstall it with `apt-get install --reinstall fortunes`")
+        raise UserError("the fortunes package has no cookie files: run `apt-get install --reinstall fortunes`")
     return sorted(set(files))
 
 

@@ -26,7 +26,9 @@ def encode(values: Sequence[Any], feature: Any, names: list[str], split: str) ->
     if isinstance(feature, ClassLabel):
         bad = sorted({v for v in values if not 0 <= v < len(names)})
         if bad:
-            raise UserError(f"the {split} split has label id(s) {bad} outside the {len(names)} classes (unlabelled rows?)")
+            raise UserError(
+                f"the {split} split has label id(s) {bad} outside the {len(names)} classes: drop unlabelled rows"
+            )
         return list(values)
     index = {name: i for i, name in enumerate(names)}
     unknown = sorted({str(v) for v in values if str(v) not in index})
