@@ -71,7 +71,9 @@ def plot_loss(
     train_steps, train_loss = _series(log_history, "loss")
     eval_steps, eval_loss = _series(log_history, "eval_loss")
     if train_steps:
-        ax.plot(train_steps, train_loss, label="training loss", color="tab:blue", linewidth=1.2)
+        # Markers keep a short series (a single logged step, say) visible; long ones read better as a line.
+        marker = "." if len(train_steps) < 60 else None
+        ax.plot(train_steps, train_loss, label="training loss", color="tab:blue", linewidth=1.2, marker=marker)
     if eval_steps:
         ax.plot(eval_steps, eval_loss, label="validation loss", color="tab:orange", marker="o", markersize=4)
     if best_step is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import resource
 import shutil
 import time
@@ -15,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from hf_project import plots, runs
 from hf_project.config import ExperimentConfig
@@ -182,11 +182,9 @@ def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
     best_step = trainer.state.best_global_step
     chosen = next((e for e in evals if e["step"] == best_step), evals[-1])
     values = {k.removeprefix("eval_"): v for k, v in chosen.items() if k.startswith("eval_")}
-    steps_per_epoch = max(1, math.ceil(trainer.state.max_steps / max(trainer.state.num_train_epochs, 1)))
     return {
         "best_step": chosen["step"],
         "best_epoch": chosen.get("epoch"),
-        "steps_per_epoch": steps_per_epoch,
         "selected_by": f"validation {metric}",
         **{k: values[k] for k in ("loss", "accuracy", "macro_f1", "weighted_f1") if k in values},
     }
@@ -199,7 +197,18 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_results(run_dir, cfg, spec, data, trainer, train_output, validation, test, wall_time) -> dict[str, Any]:
+def write_results(
+    run_dir: Path,
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    trainer: Trainer,
+    train_output: TrainOutput,
+    validation: dict[str, Any],
+    test: PredictionOutput,
+    wall_time: float,
+) -> dict[str, Any]:
+    """Every result file of the run directory, then a copy of the model in weights/."""
     probs = torch.softmax(torch.from_numpy(np.asarray(_logits(test.predictions), dtype=np.float32)), -1).numpy()
     preds = probs.argmax(-1)
     refs = np.asarray(test.label_ids)
@@ -255,7 +264,15 @@ def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, re
     return rows
 
 
-def manifest(cfg, spec, data, trainer, train_output, model_dir: Path, wall_time: float) -> dict[str, Any]:
+def manifest(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    trainer: Trainer,
+    train_output: TrainOutput,
+    model_dir: Path,
+    wall_time: float,
+) -> dict[str, Any]:
     model = trainer.model
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

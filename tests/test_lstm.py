@@ -20,15 +20,6 @@ from hf_project.models.lstm import LSTMConfig, LSTMForSequenceClassification, re
 VOCAB = 60
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    # these models are tiny: intra-op threads only add sync overhead, which explodes on a loaded machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def tiny_model(seed: int = 0, **overrides) -> LSTMForSequenceClassification:
     kwargs = dict(vocab_size=VOCAB, embedding_dim=16, hidden_size=12, num_labels=3) | overrides
     torch.manual_seed(seed)
