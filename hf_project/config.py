@@ -32,7 +32,12 @@ class DataArguments:
     train_file: str | None = field(default=None, metadata={"help": "Local training file (csv/json/jsonl/parquet)."})
     validation_file: str | None = field(default=None, metadata={"help": "Local validation file (optional)."})
     test_file: str | None = field(default=None, metadata={"help": "Local test file (optional)."})
+    modality: str = field(
+        default="auto", metadata={"help": "auto (from the dataset's features) | text | image | audio."}
+    )
     text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    image_column: str = field(default="image", metadata={"help": "Column holding the images (image data)."})
+    audio_column: str = field(default="audio", metadata={"help": "Column holding the audio (audio data)."})
     label_column: str = field(default="label", metadata={"help": "Column holding the class label."})
     test_fraction: float = field(
         default=0.2, metadata={"help": "Without a provided test split: the last fraction of the seeded shuffle."}
@@ -44,7 +49,22 @@ class DataArguments:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N training examples of the seeded split (budget)."}
     )
-    max_length: int = field(default=128, metadata={"help": "Truncate inputs to this many tokens."})
+    max_length: int = field(default=128, metadata={"help": "Text: truncate inputs to this many tokens."})
+    random_resized_crop: bool = field(
+        default=True, metadata={"help": "Image: random resized crop when training (never when evaluating)."}
+    )
+    crop_scale_min: float = field(
+        default=0.5, metadata={"help": "Image: smallest area fraction kept by the random resized crop."}
+    )
+    horizontal_flip: bool = field(default=True, metadata={"help": "Image: random horizontal flip when training."})
+    lstm_image_size: int = field(
+        default=28, metadata={"help": "Image, LSTM: images become this many rows of this many grey pixels."}
+    )
+    max_duration_s: float = field(
+        default=5.0, metadata={"help": "Audio: random crop (train) or centre crop/pad (eval) to this many seconds."}
+    )
+    lstm_sampling_rate: int = field(default=16000, metadata={"help": "Audio, LSTM: resample to this rate."})
+    lstm_n_mels: int = field(default=64, metadata={"help": "Audio, LSTM: mel bands of the log-mel frames."})
     cache_dir: str | None = field(
         default=None, metadata={"help": "Where tokenised data is cached (default ~/.cache/hf_project)."}
     )
@@ -54,6 +74,12 @@ class DataArguments:
             raise UserError(f"--test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise UserError(f"--validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.modality not in ("auto", "text", "image", "audio"):
+            raise UserError(f"--modality must be auto, text, image or audio, got {self.modality!r}")
+        if not 0.0 < self.crop_scale_min <= 1.0:
+            raise UserError(f"--crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
+        if self.max_duration_s <= 0:
+            raise UserError(f"--max_duration_s must be > 0, got {self.max_duration_s}")
         if self.max_length < 2:
             raise UserError(f"--max_length must be at least 2, got {self.max_length}")
         if self.max_train_samples is not None and self.max_train_samples < 2:

@@ -18,13 +18,13 @@ from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from hf_project import plots, runs
 from hf_project.config import ExperimentConfig
-from hf_project.data import PreparedData, prepare_data
+from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
 from hf_project.metrics import classification_report, compute_metrics
-from hf_project.modalities import text
-from hf_project.models import build_model, load_tokenizer
-from hf_project.models.registry import ModelSpec, resolve
+from hf_project.modalities import get_stage
+from hf_project.models import build_model
+from hf_project.models.registry import ModelSpec, check_modality, resolve
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,9 @@ class ClassificationTrainer(Trainer):
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
 
-def training_arguments(cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path) -> TrainingArguments:
+def training_arguments(
+    cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path, stage_options: dict[str, Any]
+) -> TrainingArguments:
     t = cfg.train
     epochs = t.lstm_num_train_epochs if spec.from_scratch and t.lstm_num_train_epochs else t.num_train_epochs
     return TrainingArguments(
@@ -77,12 +79,11 @@ def training_arguments(cfg: ExperimentConfig, spec: ModelSpec, output_dir: Path)
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         logging_first_step=True,
-        train_sampling_strategy="group_by_length",
-        length_column_name="length",
         dataloader_num_workers=t.dataloader_num_workers,
         report_to="none",
         push_to_hub=False,
         disable_tqdm=False,
+        **stage_options,
     )
 
 
@@ -92,6 +93,8 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     specs = [resolve(name) for name in names]  # unknown names fail before any training
     check_output_dirs(cfg)
     data = prepare_data(cfg.data, cfg.train.seed)
+    for spec in specs:
+        check_modality(spec, data.modality)
     log_class_balance(data)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
     return {spec.name: run_one(cfg.for_model(name), spec, data) for name, spec in zip(names, specs, strict=True)}
@@ -140,12 +143,13 @@ def train_and_test(
 ) -> dict[str, Any]:
     started = time.time()
     set_seed(cfg.train.seed)
-    tokenizer = load_tokenizer(spec, data, cfg.model)
-    args = training_arguments(cfg, spec, run_dir / "checkpoints")
-    with args.main_process_first(desc="tokenising"):
-        tokenized = text.tokenize(data.splits, tokenizer, cfg.data.max_length, data.split["hash"], cfg.data.cache_dir)
-    set_seed(cfg.train.seed)  # the initialisation must not depend on what tokenising consumed
-    model = build_model(spec, data.label_names, tokenizer, cfg.model)
+    stage = get_stage(data.modality)
+    processor = stage.load_processor(spec, data, cfg)
+    args = training_arguments(cfg, spec, run_dir / "checkpoints", stage.TRAINER_OPTIONS)
+    with args.main_process_first(desc="preparing inputs"):
+        prepared = stage.prepare(data, processor, cfg)
+    set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
+    model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
     weights = None
     if cfg.train.class_weights:
         weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
@@ -153,10 +157,10 @@ def train_and_test(
     trainer = ClassificationTrainer(
         model=model,
         args=args,
-        train_dataset=tokenized["train"],
-        eval_dataset=tokenized["validation"],
-        processing_class=tokenizer,
-        data_collator=text.collator(tokenizer),
+        train_dataset=prepared["train"],
+        eval_dataset=prepared["validation"],
+        processing_class=processor if hasattr(processor, "save_pretrained") else None,
+        data_collator=stage.collator(processor),
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         class_weights=weights,
@@ -165,7 +169,7 @@ def train_and_test(
         torch.cuda.reset_peak_memory_stats()
     train_output = trainer.train()
     validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
-    test = trainer.predict(tokenized["test"], metric_key_prefix="test")  # the one and only look at test
+    test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
     if not is_main:
         return {}
     return write_results(
@@ -254,10 +258,10 @@ def _logits(predictions: Any) -> Any:
 def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:
     names = data.label_names
     source_rows = data.split["test"]["indices"]
-    texts = list(data.splits["test"]["text"])
+    inputs = input_descriptions(data.splits["test"], data.modality)
     rows = []
     for i in range(len(refs)):
-        row = {"row": i, "source_row": source_rows[i], "text": texts[i], "label": names[refs[i]],
+        row = {"row": i, "source_row": source_rows[i], "input": inputs[i], "label": names[refs[i]],
                "predicted": names[preds[i]], "score": float(probs[i, preds[i]]), "correct": bool(refs[i] == preds[i])}
         row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i], strict=True)})
         rows.append(row)

@@ -135,7 +135,7 @@ def bad_input_dir(tmp_path):
         (["--train_file", "{d}/ok.csv", "--test_file", "{d}/test_only_label.csv"], "zebra in the test split never"),
         (["--dataset", "{d}/missing.csv"], "does not exist"),
         (["--dataset", "{d}/broken.parquet"], "could not parse"),
-        (["--dataset", "{d}/ok.csv", "--model", "bertt"], "valid aliases are distilbert, bert, roberta, minilm"),
+        (["--dataset", "{d}/ok.csv", "--model", "bertt"], "valid aliases are distilbert, bert, roberta"),
         (["--dataset", "{d}/ok.csv", "--model", "no-such-org/no-such-model"], "cannot load model"),
         (["--config", "{d}/typo.yaml"], "unknown key"),
         (["--dataset", "{d}/ok.csv", "--num_train_epoch", "1"], "not used by the HfArgumentParser"),

@@ -13,6 +13,7 @@ from transformers import (
     DataCollatorWithPadding,
     Trainer,
     TrainingArguments,
+    default_data_collator,
 )
 
 from hf_project.models.lstm import LSTMConfig, LSTMForSequenceClassification, register, train_lstm_tokenizer
@@ -366,3 +367,255 @@ def test_config_defaults() -> None:
     assert (c.bidirectional, c.dropout, c.pooling, c.pad_token_id) == (True, 0.1, "mean", 0)
     assert c.problem_type == "single_label_classification" and c.num_labels == 2
     assert LSTMConfig(num_labels=7).num_labels == 7
+
+
+# ---- feature inputs (pixel rows / mel frames) --------------------------------------------------------------
+
+FEAT_DIM = 10
+
+
+def tiny_features_model(seed: int = 0, **overrides) -> LSTMForSequenceClassification:
+    kwargs = dict(input_type="features", input_dim=FEAT_DIM, embedding_dim=16, hidden_size=12, num_labels=3)
+    torch.manual_seed(seed)
+    return LSTMForSequenceClassification(LSTMConfig(**(kwargs | overrides)))
+
+
+def random_frames(lengths: list[int], seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(n, FEAT_DIM, generator=g) for n in lengths]
+
+
+def right_padded_frames(
+    frames: list[torch.Tensor], width: int | None = None, fill: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    width = width or max(len(f) for f in frames)
+    feats = torch.full((len(frames), width, FEAT_DIM), fill)
+    mask = torch.zeros(len(frames), width, dtype=torch.long)
+    for i, f in enumerate(frames):
+        feats[i, : len(f)] = f
+        mask[i, : len(f)] = 1
+    return feats, mask
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "last"])
+@pytest.mark.parametrize("bidirectional,num_layers", [(True, 1), (False, 2)])
+def test_features_padding_never_changes_logits(pooling: str, bidirectional: bool, num_layers: int) -> None:
+    model = tiny_features_model(pooling=pooling, bidirectional=bidirectional, num_layers=num_layers).eval()
+    frames = random_frames([7, 3, 5, 1])
+    feats, mask = right_padded_frames(frames)
+    with torch.no_grad():
+        batch = model(input_features=feats, attention_mask=mask).logits  # (4, K)
+        assert batch.shape == (4, 3)
+        for i, f in enumerate(frames):
+            alone = model(input_features=f[None]).logits[0]  # no mask, no padding: every frame is real
+            assert torch.allclose(batch[i], alone, atol=1e-5), (i, batch[i], alone)
+            full_mask = torch.ones(1, len(f), dtype=torch.long)
+            assert torch.equal(model(input_features=f[None], attention_mask=full_mask).logits[0], alone)
+        # wider padding, and arbitrary values under mask == 0, change nothing
+        wide, wide_mask = right_padded_frames(frames, width=15, fill=123.0)
+        assert torch.allclose(model(input_features=wide, attention_mask=wide_mask).logits, batch, atol=1e-6)
+
+
+def test_features_no_mask_means_all_frames_real() -> None:
+    model = tiny_features_model().eval()
+    feats = torch.randn(3, 6, FEAT_DIM)
+    with torch.no_grad():
+        no_mask = model(input_features=feats).logits
+        all_real = model(input_features=feats, attention_mask=torch.ones(3, 6, dtype=torch.long)).logits
+        shorter = model(input_features=feats, attention_mask=torch.tensor([[1] * 4 + [0] * 2] * 3)).logits
+    assert torch.equal(no_mask, all_real)
+    assert not torch.allclose(no_mask, shorter)  # the mask really defines the lengths
+
+
+def test_features_left_padding_and_empty_rows() -> None:
+    model = tiny_features_model(pooling="max").eval()
+    feats = torch.randn(2, 4, FEAT_DIM)
+    with pytest.raises(ValueError, match="right-padded"):
+        model(input_features=feats, attention_mask=torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]]))
+    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]])
+    with torch.no_grad():
+        logits = model(input_features=feats, attention_mask=mask).logits
+        # an empty row reads none of its padding values
+        other = model(input_features=feats + 5.0 * (1 - mask)[:, :, None], attention_mask=mask).logits
+    assert torch.isfinite(logits).all() and torch.equal(logits, other)
+
+
+def test_features_model_has_projection_and_no_embedding_table() -> None:
+    model = tiny_features_model(num_layers=2)
+    assert not hasattr(model, "embedding")
+    assert not any(isinstance(m, torch.nn.Embedding) for m in model.modules())
+    assert isinstance(model.feature_proj, torch.nn.Linear) and model.feature_proj.in_features == FEAT_DIM
+    params = dict(model.named_parameters())
+    assert not any(k.startswith("embedding") for k in params)
+    lstm = sum(p.numel() for k, p in params.items() if k.startswith("lstm."))
+    expected = (FEAT_DIM * 16 + 16) + lstm + (2 * 12 * 3 + 3)  # projection + LSTM + classifier, nothing else
+    assert model.num_parameters() == sum(p.numel() for p in model.parameters()) == expected
+    # same body as the token model of equal sizes, with the VOCAB x 16 table swapped for the projection
+    assert expected == tiny_model(num_layers=2).num_parameters() - VOCAB * 16 + (FEAT_DIM * 16 + 16)
+    # the input projection plays the part of the input embeddings, as in transformers' vision/audio models
+    assert model.get_input_embeddings() is model.feature_proj
+    assert model.main_input_name == "input_features" and tiny_model().main_input_name == "input_ids"
+    with pytest.raises(ValueError, match="features"):
+        model.resize_token_embeddings(100)
+    assert torch.equal(model.feature_proj.bias, torch.zeros(16))
+    assert abs(model.feature_proj.weight.std().item() - FEAT_DIM**-0.5) < 0.1  # standardised frames -> unit scale
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_features_save_and_reload_are_exact(tmp_path, pooling: str) -> None:
+    frontend = {"modality": "audio", "kind": "log_mel", "n_mels": FEAT_DIM, "sampling_rate": 16000}
+    model = tiny_features_model(pooling=pooling, num_layers=2, num_labels=4, frontend=frontend).eval()
+    assert model.config.frontend == frontend
+    model.save_pretrained(tmp_path)
+    feats, mask = right_padded_frames(random_frames([6, 2, 4]))
+    with torch.no_grad():
+        expected = model(input_features=feats, attention_mask=mask).logits
+
+    direct = LSTMForSequenceClassification.from_pretrained(tmp_path).eval()
+    auto = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(auto) is LSTMForSequenceClassification
+    config = AutoConfig.from_pretrained(tmp_path)
+    assert type(config) is LSTMConfig and config.frontend == frontend
+    for loaded in (direct, auto):
+        assert (loaded.config.input_type, loaded.config.input_dim) == ("features", FEAT_DIM)
+        assert loaded.config.frontend == frontend
+        assert not hasattr(loaded, "embedding")
+        with torch.no_grad():
+            assert torch.equal(loaded(input_features=feats, attention_mask=mask).logits, expected)
+        assert loaded.config.to_json_string() == model.config.to_json_string()
+        state = loaded.state_dict()
+        assert state.keys() == model.state_dict().keys()
+        assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("num_labels", [5, 43])
+def test_features_initial_loss_is_chance_level(num_labels: int) -> None:
+    torch.manual_seed(0)
+    config = LSTMConfig(input_type="features", input_dim=28, num_labels=num_labels)
+    model = LSTMForSequenceClassification(config).eval()
+    feats, mask = torch.randn(128, 30, 28), torch.ones(128, 30, dtype=torch.long)
+    for i, n in enumerate(torch.randint(1, 31, (128,)).tolist()):
+        mask[i, n:] = 0
+    labels = torch.randint(0, num_labels, (128,))
+    with torch.no_grad():
+        out = model(input_features=feats, attention_mask=mask, labels=labels)
+    assert out.logits.shape == (128, num_labels)
+    assert abs(out.loss.item() - math.log(num_labels)) < 0.1
+
+
+def mean_level_task(n: int = 96, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class k <=> the frames' values are noise around level k - 1 (varying lengths, right-padded)."""
+    g = torch.Generator().manual_seed(seed)
+    frames, labels = [], []
+    for _ in range(n):
+        label = int(torch.randint(0, 3, (1,), generator=g))
+        length = int(torch.randint(2, 12, (1,), generator=g))
+        frames.append(torch.randn(length, FEAT_DIM, generator=g) + (label - 1.0))
+        labels.append(label)
+    feats, mask = right_padded_frames(frames, fill=7.0)  # padding values must not leak into predictions
+    return feats, mask, torch.tensor(labels)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max", "last"])
+def test_features_loss_falls_on_separable_task(pooling: str) -> None:
+    model = tiny_features_model(pooling=pooling, hidden_size=32)
+    feats, mask, labels = mean_level_task()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    with torch.no_grad():
+        acc_before = (model(input_features=feats, attention_mask=mask).logits.argmax(-1) == labels).float().mean()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    losses = []
+    for _ in range(40):
+        loss = model(input_features=feats, attention_mask=mask, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    model.eval()
+    with torch.no_grad():
+        accuracy = (model(input_features=feats, attention_mask=mask).logits.argmax(-1) == labels).float().mean()
+    assert losses[-1] < 0.25 * losses[0], losses
+    assert accuracy.item() >= 0.95 and accuracy > acc_before
+    after = model.state_dict()
+    assert all(not torch.equal(before[k], after[k]) for k in before), "every tensor should be trained"
+
+
+def test_features_hf_trainer_runs(tmp_path) -> None:
+    feats, mask, labels = mean_level_task(n=16)
+    rows = [
+        {"input_features": f, "attention_mask": m, "labels": int(y)}
+        for f, m, y in zip(feats, mask, labels, strict=True)
+    ]
+    model = tiny_features_model(num_labels=3)
+    before = model.feature_proj.weight.detach().clone()
+    args = TrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-2,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=default_data_collator)
+    assert math.isfinite(trainer.train().training_loss)
+    assert not torch.equal(before, model.feature_proj.weight.detach())
+    pred = trainer.predict(rows)
+    assert pred.predictions.shape == (len(rows), 3) and math.isfinite(pred.metrics["test_loss"])
+
+
+def test_wrong_input_for_input_type_raises() -> None:
+    tokens, features = tiny_model().eval(), tiny_features_model().eval()
+    ids, mask = right_padded(random_seqs([3, 2]))
+    feats = torch.randn(2, 3, FEAT_DIM)
+    with pytest.raises(ValueError, match="input_features"):
+        features(ids, attention_mask=mask)
+    with pytest.raises(ValueError, match="input_features"):
+        features(input_ids=ids, input_features=feats)
+    with pytest.raises(ValueError, match="input_features"):
+        features()
+    with pytest.raises(ValueError, match="input_ids"):
+        tokens(input_features=feats)
+    with pytest.raises(ValueError, match="input_ids"):
+        tokens(ids, input_features=feats)
+    with pytest.raises(ValueError, match="input_ids"):
+        tokens()
+    with pytest.raises(ValueError, match="shape"):
+        features(input_features=torch.randn(2, 3, FEAT_DIM + 1))
+    with pytest.raises(ValueError, match="shape"):
+        features(input_features=torch.randn(2, FEAT_DIM))
+    with pytest.raises(ValueError, match="float"):
+        features(input_features=torch.randint(0, 255, (2, 3, FEAT_DIM), dtype=torch.uint8))
+    with pytest.raises(ValueError, match="attention_mask"):
+        features(input_features=feats, attention_mask=torch.ones(2, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"input_type": "features"},  # input_dim missing
+        {"input_type": "features", "input_dim": 0},
+        {"input_type": "features", "input_dim": 2.5},
+        {"input_type": "features", "input_dim": True},
+        {"input_type": "pixels", "input_dim": 8},
+        {"input_dim": 8},  # input_dim without input_type="features"
+    ],
+)
+def test_bad_feature_config_values_raise(bad: dict) -> None:
+    with pytest.raises(ValueError, match="input_"):
+        LSTMConfig(**bad)
+
+
+def test_feature_config_defaults_and_extra_kwargs() -> None:
+    c = LSTMConfig()
+    assert (c.input_type, c.input_dim) == ("tokens", None)
+    f = LSTMConfig(input_type="features", input_dim=28, frontend={"modality": "image", "rows": 28})
+    assert (f.input_type, f.input_dim, f.vocab_size, f.pad_token_id) == ("features", 28, 30000, 0)
+    reloaded = LSTMConfig.from_dict(f.to_dict())
+    assert reloaded.frontend == {"modality": "image", "rows": 28} and reloaded.input_dim == 28
+    # configs saved before input_type existed load as token models
+    old = LSTMConfig.from_dict({"model_type": "hf_project_lstm", "vocab_size": 50})
+    assert (old.input_type, old.input_dim, old.vocab_size) == ("tokens", None, 50)

@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_project.config import DataArguments, ModelArguments, parse_args
+from hf_project.config import DataArguments, parse_args
 from hf_project.data import prepare_data
 from hf_project.modalities import text
-from hf_project.models import build_model, load_tokenizer
+from hf_project.models import build_model
 from hf_project.models.registry import resolve
 from hf_project.runs import find_runs
 from hf_project.training import ClassificationTrainer, run_experiment
@@ -37,9 +37,9 @@ def train_losses(run_dir: Path) -> list[float]:
 def test_loss_at_init_is_log_num_classes(fortunes_csv, tiny_bert, model):
     data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
     spec = resolve(str(tiny_bert) if model == "tiny_bert" else "lstm")
-    args = ModelArguments()
-    tokenizer = load_tokenizer(spec, data, args)
-    net = build_model(spec, data.label_names, tokenizer, args).eval()
+    cfg = parse_args([])
+    tokenizer = text.load_processor(spec, data, cfg)
+    net = build_model(spec, data.label_names, "text", text.lstm_inputs(tokenizer, cfg), cfg.model).eval()
     batch = tokenizer(list(data.splits["train"]["text"][:64]), truncation=True, max_length=48, padding=True,
                       return_tensors="pt")
     labels = torch.tensor(list(data.splits["train"]["label"][:64]))
@@ -102,7 +102,7 @@ def test_class_weighted_loss(tmp_path):
 
 def test_tokenised_data_is_cached(fortunes_csv, tiny_bert, tmp_path, monkeypatch, caplog):
     data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
-    tokenizer = load_tokenizer(resolve(str(tiny_bert)), data, ModelArguments())
+    tokenizer = text.load_processor(resolve(str(tiny_bert)), data, parse_args([]))
     first = text.tokenize(data.splits, tokenizer, 32, data.split["hash"], tmp_path)
     assert max(first["train"]["length"]) <= 32 and "input_ids" in first["train"].column_names
 

@@ -6,9 +6,10 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, Value
 
 from hf_project.config import DataArguments
 from hf_project.data import labels as label_utils
@@ -29,17 +30,35 @@ class PreparedData:
     split: dict[str, Any]  # the content of split.json
     fingerprint: str
     class_balance: list[dict[str, Any]]
+    modality: str = "text"  # the input column of every split is named after it: text | image | audio
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
 
-def _check_columns(raw: DatasetDict, text_column: str, label_column: str) -> None:
+def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
+    """(modality, input column) from the dataset's features, or as forced by --modality."""
+    features = raw["train"].features
+    for modality, kind, column in (("image", Image, args.image_column), ("audio", Audio, args.audio_column)):
+        if args.modality not in ("auto", modality):
+            continue
+        if isinstance(features.get(column), kind):
+            return modality, column
+        typed = [name for name, feature in features.items() if isinstance(feature, kind)]
+        if len(typed) == 1:
+            return modality, typed[0]
+        if args.modality == modality:
+            found = ", ".join(f"{k} ({type(v).__name__})" for k, v in features.items())
+            raise UserError(f"no {modality} column in the dataset (columns: {found}): pass --{modality}_column")
+    return "text", args.text_column
+
+
+def _check_columns(raw: DatasetDict, input_column: str, label_column: str, modality: str) -> None:
     for split, ds in raw.items():
         if len(ds) == 0:
             raise UserError(f"the {split} split of the dataset is empty: provide data with at least one row")
-        for role, column in (("text", text_column), ("label", label_column)):
+        for role, column in ((modality, input_column), ("label", label_column)):
             if column not in ds.column_names:
                 raise UserError(
                     f"{role} column {column!r} not found in the {split} split (columns: {', '.join(ds.column_names)}): "
@@ -47,20 +66,69 @@ def _check_columns(raw: DatasetDict, text_column: str, label_column: str) -> Non
                 )
 
 
-def fingerprint(raw: DatasetDict, text_column: str, label_column: str) -> str:
-    """Content hash of the raw texts and labels, stable across machines (unlike datasets' cache fingerprints)."""
+def _undecoded(ds: Dataset, column: str) -> Dataset:
+    feature = ds.features[column]
+    if isinstance(feature, Image | Audio):
+        return ds.cast_column(column, type(feature)(decode=False))
+    return ds
+
+
+def _content(value: Any) -> Any:
+    """What identifies one input: the text, or an image/audio file's bytes."""
+    if isinstance(value, dict) and ("bytes" in value or "path" in value):
+        if value.get("bytes") is not None:
+            return hashlib.sha256(value["bytes"]).hexdigest()
+        return hashlib.sha256(Path(value["path"]).read_bytes()).hexdigest()
+    return value
+
+
+def fingerprint(raw: DatasetDict, input_column: str, label_column: str) -> str:
+    """Content hash of the raw inputs and labels, stable across machines (unlike datasets' cache fingerprints)."""
     digest = hashlib.sha256()
     for split in sorted(raw):
         digest.update(split.encode())
-        for batch in raw[split].select_columns([text_column, label_column]).iter(batch_size=4096):
-            digest.update(json.dumps([batch[text_column], batch[label_column]], default=str).encode())
+        ds = _undecoded(raw[split].select_columns([input_column, label_column]), input_column)
+        for batch in ds.iter(batch_size=1024):
+            inputs = [_content(v) for v in batch[input_column]]
+            digest.update(json.dumps([inputs, batch[label_column]], default=str).encode())
     return digest.hexdigest()[:16]
+
+
+def input_descriptions(ds: Dataset, modality: str) -> list[str]:
+    """One string per row for prediction files: the text, or the source file of an image/audio example."""
+    if modality == "text":
+        return list(ds["text"])
+    values = _undecoded(ds.select_columns([modality]), modality)[modality]
+    return [v.get("path") or f"<{modality} {i}>" for i, v in enumerate(values)]
+
+
+def _text_split(rows: Dataset, column: str, part: str) -> Dataset:
+    texts = list(rows[column])
+    if any(not isinstance(t, str) for t in texts if t is not None):
+        raise UserError(f"text column {column!r} does not hold text: pick a string column with --text_column")
+    n_missing = sum(t is None for t in texts)
+    if n_missing:
+        logger.warning("%s split: %d rows with no text are read as empty strings", part, n_missing)
+    texts = ["" if t is None else t for t in texts]
+    return Dataset.from_dict({"text": texts}, features=Features({"text": Value("string")}))
+
+
+def _split_inputs(rows: Dataset, column: str, modality: str, part: str) -> Dataset:
+    """The input column of one split, renamed to the modality's name (text / image / audio)."""
+    if modality == "text":
+        return _text_split(rows, column, part)
+    kind = Image if modality == "image" else Audio
+    if not isinstance(rows.features[column], kind):
+        raise UserError(f"column {column!r} does not hold {modality} data: pass --{modality}_column")
+    inputs = rows.select_columns([column])
+    return inputs.rename_column(column, modality) if column != modality else inputs
 
 
 def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     raw = load_raw(args.dataset, args.dataset_config, args.train_file, args.validation_file, args.test_file)
-    _check_columns(raw, args.text_column, args.label_column)
-    fp = fingerprint(raw, args.text_column, args.label_column)
+    modality, input_column = detect_modality(raw, args)
+    _check_columns(raw, input_column, args.label_column, modality)
+    fp = fingerprint(raw, input_column, args.label_column)
     train_values = list(raw["train"][args.label_column])
     split = make_split(
         {name: len(ds) for name, ds in raw.items()},
@@ -71,32 +139,21 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         fp,
     )
     split = limit_train(split, args.max_train_samples)
-    feature = raw["train"].features[args.label_column]
-    names = label_utils.label_names_from(feature, train_values)
-    out, ids_by_split = {}, {}
+    names = label_utils.label_names_from(raw["train"].features[args.label_column], train_values)
+    splits, ids_by_split = {}, {}
     for part in SPLITS:
         source = raw[split[part]["source"]]
         rows = source.select(split[part]["indices"])
-        texts = list(rows[args.text_column])
-        if any(not isinstance(t, str) for t in texts if t is not None):
-            raise UserError(
-                f"text column {args.text_column!r} does not hold text: pick a string column with --text_column"
-            )
-        n_missing = sum(t is None for t in texts)
-        if n_missing:
-            logger.warning("%s split: %d rows with no text are read as empty strings", part, n_missing)
         ids = label_utils.encode(list(rows[args.label_column]), source.features[args.label_column], names, part)
         ids_by_split[part] = ids
-        out[part] = (["" if t is None else t for t in texts], ids)
+        inputs = _split_inputs(rows, input_column, modality, part)
+        splits[part] = inputs.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     label_utils.check_labels(ids_by_split, names)
-    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
-    splits = DatasetDict(
-        {part: Dataset.from_dict({"text": t, "label": y}, features=features) for part, (t, y) in out.items()}
-    )
     balance = label_utils.class_balance(ids_by_split, names)
     name = dataset_name(args.dataset, args.dataset_config, args.train_file)
     logger.info(
-        "dataset %s: %d classes; train %d, validation %d, test %d; split hash %s",
-        name, len(names), len(splits["train"]), len(splits["validation"]), len(splits["test"]), split["hash"],
+        "dataset %s (%s): %d classes; train %d, validation %d, test %d; split hash %s",
+        name, modality, len(names), len(splits["train"]), len(splits["validation"]), len(splits["test"]),
+        split["hash"],
     )
-    return PreparedData(name, splits, names, split, fp, balance)
+    return PreparedData(name, DatasetDict(splits), names, split, fp, balance, modality)

@@ -14,7 +14,7 @@ from hf_project.errors import UserError
 logger = logging.getLogger(__name__)
 
 FORTUNE_PACKAGES = ("fortunes", "fortunes-min")
-BUILTIN_DATASETS = ("fortunes",)
+BUILTIN_DATASETS = ("fortunes", "digits")
 
 
 def fortune_files(packages: tuple[str, ...] = FORTUNE_PACKAGES) -> list[Path]:
@@ -68,7 +68,24 @@ def load_fortunes() -> DatasetDict:
     return DatasetDict({"train": Dataset.from_dict({"text": texts, "label": labels}, features=features)})
 
 
+def load_digits() -> DatasetDict:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images, offline) as greyscale PIL images."""
+    import numpy as np
+    from datasets import Image
+    from PIL import Image as PILImage
+    from sklearn.datasets import load_digits as sklearn_digits
+
+    bunch = sklearn_digits()
+    # Pixel values are 0..16; scale to the 0..255 of an 8-bit greyscale image.
+    images = [PILImage.fromarray((img * 255 / 16).round().astype(np.uint8)) for img in bunch.images]
+    features = Features({"image": Image(), "label": ClassLabel(names=[str(d) for d in range(10)])})
+    train = Dataset.from_dict({"image": images, "label": bunch.target.tolist()}, features=features)
+    return DatasetDict({"train": train})
+
+
 def load_builtin(name: str) -> DatasetDict:
     if name == "fortunes":
         return load_fortunes()
+    if name == "digits":
+        return load_digits()
     raise UserError(f"unknown builtin dataset {name!r}: valid ones are {', '.join(BUILTIN_DATASETS)}")

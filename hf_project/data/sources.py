@@ -16,6 +16,9 @@ logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 VALIDATION_NAMES = ("validation", "valid", "val", "dev")
+SPLIT_DIRS = ("train", "test", *VALIDATION_NAMES)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
 
 
 def dataset_name(dataset: str, dataset_config: str | None, train_file: str | None) -> str:
@@ -46,6 +49,46 @@ def _load_files(files: dict[str, str]) -> DatasetDict:
     except Exception as err:  # datasets raises many types for a broken file
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"could not parse {', '.join(files.values())}: {message}") from None
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    """Class sub-folders of an image/audio folder, looking inside train/test/... split folders when present."""
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_dirs = [p for p in subdirs if p.name in SPLIT_DIRS]
+    if split_dirs:
+        return [c for s in split_dirs for c in sorted(p for p in s.iterdir() if p.is_dir())]
+    return subdirs
+
+
+def folder_modality(root: Path) -> str:
+    """'image' or 'audio' for a folder of class sub-folders; errors a user can act on otherwise."""
+    classes = _class_dirs(root)
+    if not classes:
+        raise UserError(
+            f"folder {root} has no class sub-folders: put each class's files in a sub-folder named after the class"
+        )
+    kinds = set()
+    for class_dir in classes:
+        files = [p for p in class_dir.rglob("*") if p.is_file()]
+        found = {"image" for p in files if p.suffix.lower() in IMAGE_SUFFIXES}
+        found |= {"audio" for p in files if p.suffix.lower() in AUDIO_SUFFIXES}
+        if not found:
+            raise UserError(f"class folder {class_dir} has no image or audio files: add some or remove the folder")
+        kinds |= found
+    if len(kinds) > 1:
+        raise UserError(f"folder {root} mixes image and audio files: keep one kind per dataset")
+    return kinds.pop()
+
+
+def _load_folder(root: Path) -> DatasetDict:
+    modality = folder_modality(root)
+    builder = "imagefolder" if modality == "image" else "audiofolder"
+    try:
+        raw = datasets.load_dataset(builder, data_dir=str(root))
+    except Exception as err:
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"could not read {builder} {root}: {message}") from None
+    return raw
 
 
 def _load_hub(name: str, config: str | None) -> DatasetDict:
@@ -93,8 +136,18 @@ def load_raw(dataset: str, dataset_config: str | None = None, train_file: str | 
         raise UserError("--validation_file/--test_file need --train_file too")
     elif dataset in BUILTIN_DATASETS:
         raw = load_builtin(dataset)
+    elif Path(dataset).is_dir():
+        raw = _load_folder(Path(dataset))
     elif Path(dataset).suffix.lower() in FILE_BUILDERS or Path(dataset).exists():
         raw = _load_files({"train": dataset})
     else:
         raw = _load_hub(dataset, dataset_config)
-    return _canonical_splits(raw)
+    return _undecoded_audio(_canonical_splits(raw))
+
+
+def _undecoded_audio(raw: DatasetDict) -> DatasetDict:
+    """Audio columns stay as bytes/paths: the audio stage decodes them itself (no torchcodec needed)."""
+    for column, feature in raw["train"].features.items():
+        if isinstance(feature, datasets.Audio) and feature.decode:
+            raw = raw.cast_column(column, datasets.Audio(decode=False))
+    return raw

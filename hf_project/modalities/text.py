@@ -9,9 +9,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from datasets import DatasetDict, load_from_disk
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
+
+from hf_project.models.lstm import train_lstm_tokenizer
+from hf_project.models.registry import ModelSpec, hub_error
+
+if TYPE_CHECKING:
+    from hf_project.config import ExperimentConfig
+    from hf_project.data import PreparedData
 
 logger = logging.getLogger(__name__)
 
@@ -72,5 +80,26 @@ def tokenize(
     return load_from_disk(str(target))
 
 
+TRAINER_OPTIONS = {"train_sampling_strategy": "group_by_length", "length_column_name": "length"}
+
+
+def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
+    """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only."""
+    if spec.from_scratch:
+        return train_lstm_tokenizer(list(data.splits["train"]["text"]), vocab_size=cfg.model.lstm_vocab_size)
+    try:
+        return AutoTokenizer.from_pretrained(spec.checkpoint)
+    except (OSError, ValueError) as err:
+        raise hub_error(spec.checkpoint, err) from None
+
+
+def prepare(data: PreparedData, tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> DatasetDict:
+    return tokenize(data.splits, tokenizer, cfg.data.max_length, data.split["hash"], cfg.data.cache_dir)
+
+
 def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
     return DataCollatorWithPadding(tokenizer)
+
+
+def lstm_inputs(tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> dict[str, Any]:
+    return {"input_type": "tokens", "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}

@@ -1,8 +1,12 @@
-"""From-scratch LSTM text classifier, the non-pretrained baseline the fine-tuned checkpoints are compared to.
+"""From-scratch LSTM sequence classifier, the non-pretrained baseline the fine-tuned checkpoints are compared to.
 
 One config, one module and a tokenizer trainer, all speaking the Hugging Face interfaces so the same Trainer,
 save_pretrained/from_pretrained and AutoModelForSequenceClassification code paths serve this baseline and the
 pretrained models alike.
+
+The same model serves text, images and audio: a modality front-end (a token embedding for input_type="tokens",
+a linear projection of feature frames -- pixel rows, mel frames -- for input_type="features") feeds one
+recurrent body, pooling and classifier.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 POOLINGS = ("mean", "max", "last")
+INPUT_TYPES = ("tokens", "features")
 
 
 class LSTMConfig(PretrainedConfig):
@@ -44,8 +49,13 @@ class LSTMConfig(PretrainedConfig):
         dropout: float = 0.1,
         pooling: str = "mean",
         pad_token_id: int = 0,
+        input_type: str = "tokens",
+        input_dim: int | None = None,
         **kwargs: Any,
     ) -> None:
+        # input_type="features": the model reads float frames (B, T, input_dim) instead of token ids;
+        # vocab_size / pad_token_id keep their (validated) values but are unused. Extra kwargs -- e.g. a
+        # `frontend` dict describing the preprocessing -- are stored and serialised by PretrainedConfig.
         for name, value in (
             ("vocab_size", vocab_size),
             ("embedding_dim", embedding_dim),
@@ -68,6 +78,15 @@ class LSTMConfig(PretrainedConfig):
             raise ValueError(
                 f"LSTMConfig.pad_token_id must be an int in [0, {vocab_size}), got {pad_token_id!r}"
             )
+        if input_type not in INPUT_TYPES:
+            raise ValueError(f"LSTMConfig.input_type must be one of {INPUT_TYPES}, got {input_type!r}")
+        if input_type == "features":
+            if isinstance(input_dim, bool) or not isinstance(input_dim, int) or input_dim < 1:
+                raise ValueError(
+                    f"LSTMConfig.input_dim must be a positive int when input_type='features', got {input_dim!r}"
+                )
+        elif input_dim is not None:
+            raise ValueError(f"LSTMConfig.input_dim is only used with input_type='features', got {input_dim!r}")
         # forward() only implements cross-entropy; refusing other problem types beats silently ignoring them.
         problem_type = kwargs.setdefault("problem_type", "single_label_classification")
         if problem_type != "single_label_classification":
@@ -80,6 +99,8 @@ class LSTMConfig(PretrainedConfig):
         self.dropout = float(dropout)
         self.pooling = pooling
         self.pad_token_id = pad_token_id
+        self.input_type = input_type
+        self.input_dim = input_dim
         super().__init__(**kwargs)  # also rejects num_labels < 2 for single-label classification
 
 
@@ -95,9 +116,24 @@ class LSTMForSequenceClassification(PreTrainedModel):
     def __init__(self, config: LSTMConfig) -> None:
         super().__init__(config)
         self.num_directions = 2 if config.bidirectional else 1
-        self.embedding = nn.Embedding(
-            config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
-        )
+        # front-end: exactly one of `embedding` (tokens) / `feature_proj` (features) exists, so a features model
+        # carries no unused vocab_size x embedding_dim table
+        if config.input_type == "tokens":
+            self.embedding = nn.Embedding(
+                config.vocab_size, config.embedding_dim, padding_idx=config.pad_token_id
+            )
+        else:
+            # Deliberately no LayerNorm over each input frame: it would normalise a frame by its own mean/std
+            # and so erase its level -- a pixel row's amount of ink, a mel frame's loudness, a silent frame vs
+            # a constant one -- which is often the very signal. Feature scale is the preprocessing's job
+            # (pixels /255 + mean/std, standardised log-mel; described in config.frontend), as with the
+            # feature extractors of pretrained models; the projection is initialised so that standardised
+            # inputs give unit-scale embeddings, like the token embedding rows.
+            self.feature_proj = nn.Linear(config.input_dim, config.embedding_dim)
+            # transformers' vision/audio models expose their input projection as the "input embeddings";
+            # doing the same keeps get/set_input_embeddings and enable_input_require_grads working
+            self._input_embed_layer = "feature_proj"
+            self.main_input_name = "input_features"  # the Trainer reads this to find the model's input
         self.dropout = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.embedding_dim,
@@ -133,35 +169,84 @@ class LSTMForSequenceClassification(PreTrainedModel):
                         # gate order is (input, forget, cell, output); forget bias 1 -> remember by
                         # default (Jozefowicz et al., 2015), so early gradients still reach the first tokens
                         param[H : 2 * H].fill_(1.0)
+        elif module is getattr(self, "feature_proj", None):
+            # LeCun-normal: a standardised (unit-variance) frame maps to ~unit-variance embeddings, the same
+            # scale as the token embedding rows
+            nn.init.normal_(module.weight, std=module.in_features**-0.5)
+            nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             # tiny classifier weights -> near-zero logits -> initial loss ~ ln(num_labels), no class favoured
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
 
+    def resize_token_embeddings(self, *args: Any, **kwargs: Any) -> nn.Module:
+        if self.config.input_type != "tokens":
+            raise ValueError("resize_token_embeddings needs a token model; this one has input_type='features'")
+        return super().resize_token_embeddings(*args, **kwargs)
+
+    def _embed(
+        self, input_ids: torch.Tensor | None, input_features: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The modality front-end: (B, T, E) embeddings, plus the lengths-defining mask used when none is given."""
+        name = type(self).__name__
+        if self.config.input_type == "tokens":
+            if input_features is not None or input_ids is None:
+                raise ValueError(f"{name} with input_type='tokens' takes input_ids (B, T), not input_features")
+            if input_ids.dim() != 2:
+                raise ValueError(f"input_ids must have shape (batch, seq_len), got {tuple(input_ids.shape)}")
+            return self.embedding(input_ids), input_ids.ne(self.config.pad_token_id)
+        if input_ids is not None or input_features is None:
+            raise ValueError(
+                f"{name} with input_type='features' takes input_features (B, T, input_dim), not input_ids"
+            )
+        if input_features.dim() != 3 or input_features.shape[-1] != self.config.input_dim:
+            raise ValueError(
+                f"input_features must have shape (batch, frames, {self.config.input_dim}), "
+                f"got {tuple(input_features.shape)}"
+            )
+        if not input_features.is_floating_point():
+            # e.g. raw uint8 pixels: scaling/normalising them is the preprocessing's job, not a silent cast
+            raise ValueError(f"input_features must be a float tensor, got {input_features.dtype}")
+        x = self.feature_proj(input_features.to(self.feature_proj.weight.dtype))
+        return x, None  # no padding marker in float frames: without a mask every frame is real
+
     def forward(
         self,
-        input_ids: torch.LongTensor,
+        input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
+        input_features: torch.FloatTensor | None = None,
         **kwargs: Any,  # Trainer extras (num_items_in_batch, token_type_ids, ...) are irrelevant here
     ) -> SequenceClassifierOutput:
-        B, T = input_ids.shape
+        """Classify right-padded sequences.
+
+        input_type="tokens": input_ids (B, T); without attention_mask, non-[PAD] ids are the real tokens.
+        input_type="features": input_features (B, T, input_dim) float; attention_mask (B, T), 1 = real frame,
+        right-padded; without it all T frames are real.
+        """
+        x, default_mask = self._embed(input_ids, input_features)  # (B, T, E)
+        B, T = x.shape[:2]
         if attention_mask is None:
-            attention_mask = input_ids.ne(self.config.pad_token_id)
+            attention_mask = default_mask if default_mask is not None else x.new_ones(B, T, dtype=torch.bool)
+        elif attention_mask.shape != (B, T):
+            raise ValueError(f"attention_mask must have shape {(B, T)}, got {tuple(attention_mask.shape)}")
         lengths = attention_mask.sum(dim=1)  # (B,)
-        positions = torch.arange(T, device=input_ids.device)  # (T,)
+        positions = torch.arange(T, device=x.device)  # (T,)
         # packing takes the first `length` tokens as the real ones, so a left-padded batch would silently
         # run over padding and drop text; refuse it instead
         if not torch.equal(positions[None, :] < lengths[:, None], attention_mask.bool()):
             raise ValueError(
                 "LSTMForSequenceClassification needs right-padded inputs (tokenizer padding_side='right')"
             )
-        # an empty text (all padding) still gets one step over the zero [PAD] embedding, so it yields a finite
-        # prediction instead of breaking pack_padded_sequence for the whole batch
+        # zero the padded steps' embeddings (a no-op for tokens, whose [PAD] row is zero): packing never reads
+        # them, except that an empty sequence (all padding) still gets one step -- over this zero vector, as
+        # for the zero [PAD] embedding -- so it yields a finite prediction that does not depend on whatever
+        # the padding holds, instead of breaking pack_padded_sequence for the whole batch
+        x = x.masked_fill(~attention_mask.bool()[:, :, None], 0.0)
         lengths = lengths.clamp(min=1)
         mask = positions[None, :] < lengths[:, None]  # (B, T)
 
-        x = self.dropout(self.embedding(input_ids))  # (B, T, E)
+        x = self.dropout(x)  # (B, T, E)
         # packing keeps padding out of the recurrence: each row's states, incl. the backward direction's, only
         # ever see its real tokens, so the output cannot depend on how much padding the batch carries
         packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)

