@@ -25,7 +25,8 @@ class DataArguments:
     dataset: str = field(
         default="fortunes",
         metadata={
-            "help": "Builtin name (fortunes), a local csv/json/jsonl/parquet file, or a Hugging Face hub dataset id."
+            "help": "Builtin name (fortunes, digits), a local csv/json/jsonl/parquet file, an image/audio folder "
+            "(one sub-folder per class), or a Hugging Face hub dataset id."
         },
     )
     dataset_config: str | None = field(default=None, metadata={"help": "Config name of a hub dataset."})
@@ -39,6 +40,10 @@ class DataArguments:
     image_column: str = field(default="image", metadata={"help": "Column holding the images (image data)."})
     audio_column: str = field(default="audio", metadata={"help": "Column holding the audio (audio data)."})
     label_column: str = field(default="label", metadata={"help": "Column holding the class label."})
+    split_seed: int = field(
+        default=DEFAULT_SEED,
+        metadata={"help": "Seed of the split; kept fixed when --seed/--seeds vary, so every run shares one split."},
+    )
     test_fraction: float = field(
         default=0.2, metadata={"help": "Without a provided test split: the last fraction of the seeded shuffle."}
     )
@@ -91,8 +96,9 @@ class ModelArguments:
     model: str = field(
         default="minilm,lstm",
         metadata={
-            "help": "Comma-separated aliases (distilbert, bert, roberta, minilm, lstm), hub ids or local model "
-            "directories; each is trained in turn on the same split."
+            "help": "Comma-separated aliases (text: distilbert, bert, roberta, minilm; image: vit, convnext, "
+            "resnet; audio: wav2vec2, hubert, ast; any: lstm), hub ids or local model directories; each is trained "
+            "in turn on the same split."
         },
     )
     lstm_vocab_size: int = field(default=20000, metadata={"help": "LSTM: vocabulary size of its tokenizer."})
@@ -117,7 +123,10 @@ class ModelArguments:
 @dataclass
 class TrainArguments:
     seed: int = field(
-        default=DEFAULT_SEED, metadata={"help": "Seed of the split, the initialisation and the data order."}
+        default=DEFAULT_SEED, metadata={"help": "Seed of the initialisation, the data order and augmentation."}
+    )
+    seeds: str | None = field(
+        default=None, metadata={"help": "Comma-separated seeds: repeat every model once per seed (e.g. 2023,2024)."}
     )
     num_train_epochs: float = field(default=3.0, metadata={"help": "Maximum number of epochs."})
     lstm_num_train_epochs: float | None = field(
@@ -157,10 +166,22 @@ class TrainArguments:
                 f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: "
                 "use macro_f1, accuracy, weighted_f1 or loss"
             )
+        try:
+            _ = self.seed_list
+        except ValueError:
+            raise UserError(f"--seeds must be comma-separated integers, got {self.seeds!r}") from None
         if self.lstm_num_train_epochs is not None and self.lstm_num_train_epochs <= 0:
             raise UserError("--lstm_num_train_epochs must be > 0")
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
+
+
+    @property
+    def seed_list(self) -> list[int]:
+        if not self.seeds:
+            return [self.seed]
+        parts = self.seeds if isinstance(self.seeds, list | tuple) else str(self.seeds).split(",")
+        return [int(s) for s in parts if str(s).strip()]
 
 
 ARG_CLASSES = (DataArguments, ModelArguments, TrainArguments)
@@ -179,9 +200,13 @@ class ExperimentConfig:
             out.update(dataclasses.asdict(part))
         return out
 
-    def for_model(self, name: str) -> ExperimentConfig:
-        """The configuration of one run of a multi-model experiment."""
-        return dataclasses.replace(self, model=dataclasses.replace(self.model, model=name))
+    def for_run(self, name: str, seed: int) -> ExperimentConfig:
+        """The configuration of one run of a multi-model, multi-seed experiment."""
+        return dataclasses.replace(
+            self,
+            model=dataclasses.replace(self.model, model=name),
+            train=dataclasses.replace(self.train, seed=seed, seeds=None),
+        )
 
 
 def _field_names() -> set[str]:

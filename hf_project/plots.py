@@ -153,3 +153,46 @@ def plot_confusion_matrix(
     ax.set_ylabel("true label")
     ax.set_title(title)
     _save_atomic(fig, path, dpi=100 if num_classes <= 20 else 120)
+
+
+def plot_validation_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path,
+                           title: str = "validation loss") -> None:
+    """Validation loss vs step for several models overlaid: one colour per model, one line per seed."""
+    fig = _new_figure(8, 5)
+    ax = fig.add_subplot()
+    colours = [f"C{i % 10}" for i in range(len(curves))]
+    for (label, runs), colour in zip(curves.items(), colours, strict=True):
+        for i, points in enumerate(runs):
+            if points:
+                steps, losses = zip(*points, strict=True)
+                ax.plot(steps, losses, color=colour, marker="o", markersize=3, linewidth=1.2,
+                        alpha=1.0 if len(runs) == 1 else 0.6, label=label if i == 0 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    _save_atomic(fig, path)
+
+
+def plot_metric_bars(values: dict[str, dict[str, list[float]]], path: str | Path, title: str = "test metrics") -> None:
+    """Grouped bars of test metrics per model: the mean over seeds, the error bar one standard deviation."""
+    fig = _new_figure(max(6, 1.6 * len(values) + 2), 4.5)
+    ax = fig.add_subplot()
+    metrics = sorted({m for per_model in values.values() for m in per_model})
+    width = 0.8 / max(len(metrics), 1)
+    x = np.arange(len(values))
+    for j, metric in enumerate(metrics):
+        series = [values[label].get(metric) or [np.nan] for label in values]
+        means = [float(np.mean(s)) for s in series]
+        stds = [float(np.std(s, ddof=1)) if len(s) > 1 else 0.0 for s in series]
+        ax.bar(x + (j - (len(metrics) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
+               label=metric.replace("_", "-"))
+    ax.set_xticks(x, list(values), rotation=20, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("score")
+    ax.set_title(title)
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend()
+    _save_atomic(fig, path)

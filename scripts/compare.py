@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Print a comparison table of the complete runs under runs/ (newest per model and seed).
+"""Compare complete runs: a table (terminal, CSV, Markdown, LaTeX) and plots, mean +/- std over seeds.
 
     python scripts/compare.py --dataset fortunes
+    python scripts/compare.py --dataset fortunes --model minilm,lstm --out_dir runs/_compare/fortunes
 """
 
 from __future__ import annotations
@@ -16,18 +17,30 @@ from hf_project import cli  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> str:
-    from hf_project.compare import format_table, latest_rows
+    from hf_project.compare import group_runs, select_runs, table_rows, to_terminal, write_outputs
     from hf_project.errors import UserError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--runs_dir", default="runs", help="Root of the run directories.")
     parser.add_argument("--dataset", default=None, help="Only runs on this dataset.")
+    parser.add_argument("--model", default=None, help="Only these models (comma-separated run names).")
+    parser.add_argument("--tag", default=None, help="Only runs with this --tag.")
+    parser.add_argument("--out_dir", default=None,
+                        help="Where the tables and plots go (default runs/_compare/<dataset>).")
+    parser.add_argument("--allow_mixed_splits", action="store_true",
+                        help="Put runs with different split hashes in one table (their numbers are not comparable).")
     args = parser.parse_args(argv)
-    rows = latest_rows(args.runs_dir, args.dataset)
-    if not rows:
-        raise UserError(f"no complete runs under {args.runs_dir}: train one with scripts/finetune.py first")
-    table = format_table(rows)
+    models = [m.strip() for m in args.model.split(",")] if args.model else None
+    selected = select_runs(args.runs_dir, args.dataset, models, args.tag)
+    if not selected:
+        raise UserError(f"no complete runs under {args.runs_dir} match: train one with scripts/finetune.py first")
+    groups = group_runs(selected, args.allow_mixed_splits)
+    rows = table_rows(groups)
+    table = to_terminal(rows)
     print(table)
+    out_dir = args.out_dir or Path(args.runs_dir) / "_compare" / (args.dataset or "all")
+    paths = write_outputs(rows, groups, out_dir)
+    print(f"tables and plots: {', '.join(str(p) for p in paths.values())}")
     return table
 
 

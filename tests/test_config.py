@@ -52,7 +52,14 @@ def test_resolved_config_round_trips_through_yaml(tmp_path):
     assert parse_args(["--config", str(path)]) == cfg
 
 
-def test_for_model_keeps_everything_else():
-    cfg = parse_args(["--model", "minilm,lstm"])
-    one = cfg.for_model("lstm")
-    assert one.model.model_names == ["lstm"] and one.train == cfg.train and one.data == cfg.data
+def test_for_run_keeps_everything_else():
+    cfg = parse_args(["--model", "minilm,lstm", "--seeds", "1,2"])
+    assert cfg.train.seed_list == [1, 2]
+    one = cfg.for_run("lstm", 2)
+    assert one.model.model_names == ["lstm"] and one.data == cfg.data
+    assert one.train.seed == 2 and one.train.seeds is None and one.train.learning_rate == cfg.train.learning_rate
+
+
+def test_bad_seeds_are_an_error():
+    with pytest.raises(UserError, match="--seeds"):
+        parse_args(["--seeds", "1,x"])

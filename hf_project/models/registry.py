@@ -71,12 +71,33 @@ def resolve(name: str) -> ModelSpec:
 
 
 def check_modality(spec: ModelSpec, modality: str) -> None:
-    """An alias made for another data type (e.g. vit on text) is refused before anything trains."""
-    if spec.modality is not None and spec.modality != modality:
+    """A model made for another data type (vit on text, a local BERT folder on images) is refused before anything
+    trains."""
+    kind = spec.modality or _folder_modality(spec, modality)
+    if kind is not None and kind != modality:
         raise UserError(
-            f"model {spec.name!r} classifies {spec.modality}, but this dataset is {modality}: "
-            f"pick a {modality} model ({', '.join(aliases_for(modality))}) or another dataset"
+            f"model {spec.name!r} classifies {kind}, but this dataset is {modality}: "
+            f"pick {'an' if modality[0] in 'aeiou' else 'a'} {modality} model ({', '.join(aliases_for(modality))}) "
+            "or another dataset"
         )
+
+
+def _folder_modality(spec: ModelSpec, modality: str) -> str | None:
+    """What a local model folder classifies, from its config: `modality` whenever its architecture can classify it.
+
+    None for hub ids and unreadable configs: loading the model reports those.
+    """
+    if spec.checkpoint is None or not Path(spec.checkpoint).is_dir():
+        return None
+    from transformers import AutoConfig
+
+    from hf_project.models import AUTO_CLASSES, modality_of  # imported here: hf_project.models imports this module
+
+    try:
+        config = AutoConfig.from_pretrained(spec.checkpoint)
+    except (OSError, ValueError):
+        return None
+    return modality if type(config) in AUTO_CLASSES[modality]._model_mapping else modality_of(config)
 
 
 def aliases_for(modality: str) -> list[str]:
