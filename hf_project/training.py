@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import SequentialSampler
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments, set_seed
+from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from hf_project import plots, runs
@@ -50,6 +50,17 @@ class ClassificationTrainer(Trainer):
     def _get_eval_sampler(self, eval_dataset):
         # group_by_length would reorder evaluation too; dataset order keeps predictions aligned with rows.
         return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
+    def _load_best_model(self) -> None:
+        # transformers 5 renames some architectures' weights on load (AST, ViT: attention.attention.query ->
+        # attention.q_proj) and back on save, but the Trainer restores the best checkpoint with a plain
+        # load_state_dict(strict=False), which silently keeps the last step's renamed tensors
+        # (huggingface/transformers#43701). from_pretrained applies the renaming.
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or not isinstance(self.model, PreTrainedModel):
+            return super()._load_best_model()
+        logger.info("restoring the best checkpoint %s", self.state.best_model_checkpoint)
+        best = type(self.model).from_pretrained(self.state.best_model_checkpoint)
+        self.model.load_state_dict(best.state_dict())
 
 
 def training_arguments(
@@ -92,12 +103,17 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     names = cfg.model.model_names
     specs = [resolve(name) for name in names]  # unknown names fail before any training
     check_output_dirs(cfg)
-    data = prepare_data(cfg.data, cfg.train.seed)
+    data = prepare_data(cfg.data, cfg.data.split_seed)
     for spec in specs:
         check_modality(spec, data.modality)
     log_class_balance(data)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
-    return {spec.name: run_one(cfg.for_model(name), spec, data) for name, spec in zip(names, specs, strict=True)}
+    results: dict[str, dict[str, Any]] = {}
+    for seed in cfg.train.seed_list:
+        for name, spec in zip(names, specs, strict=True):
+            key = spec.name if len(cfg.train.seed_list) == 1 else f"{spec.name}-s{seed}"
+            results[key] = run_one(cfg.for_run(name, seed), spec, data)
+    return results
 
 
 def log_class_balance(data: PreparedData) -> None:

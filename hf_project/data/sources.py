@@ -27,6 +27,8 @@ def dataset_name(dataset: str, dataset_config: str | None, train_file: str | Non
         name = Path(train_file).stem
     elif Path(dataset).suffix.lower() in FILE_BUILDERS:
         name = Path(dataset).stem
+    elif Path(dataset).is_dir():  # an image/audio folder: its own name, not its whole path
+        name = Path(dataset).resolve().name
     else:
         name = dataset.replace("/", "__") + (f"-{dataset_config}" if dataset_config else "")
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
@@ -82,13 +84,37 @@ def folder_modality(root: Path) -> str:
 
 def _load_folder(root: Path) -> DatasetDict:
     modality = folder_modality(root)
-    builder = "imagefolder" if modality == "image" else "audiofolder"
+    if modality == "audio":
+        return _audio_folder(root)
+    builder = "imagefolder"
     try:
         raw = datasets.load_dataset(builder, data_dir=str(root))
     except Exception as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"could not read {builder} {root}: {message}") from None
     return raw
+
+
+def _audio_folder(root: Path) -> DatasetDict:
+    """The audiofolder layout (class sub-folders, optionally inside train/validation/test folders) as undecoded
+    Audio columns. Built here rather than by datasets' audiofolder builder: its Audio encoder imports torchcodec
+    (and so FFmpeg) even to store a file path, while the audio stage decodes with soundfile."""
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    split_dirs = {p.name: p for p in subdirs if p.name in SPLIT_DIRS} or {"train": root}
+    files = {}
+    for split, split_dir in split_dirs.items():
+        classes = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        files[split] = [(str(f.resolve()), c.name) for c in classes for f in sorted(c.rglob("*"))
+                        if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
+    names = sorted({label for rows in files.values() for _, label in rows})
+    features = datasets.Features({"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+                                  "label": datasets.ClassLabel(names=names)})
+    out = {}
+    for split, rows in files.items():
+        ds = datasets.Dataset.from_dict({"audio": [{"bytes": None, "path": path} for path, _ in rows],
+                                         "label": [names.index(label) for _, label in rows]}, features=features)
+        out[split] = ds.cast_column("audio", datasets.Audio(decode=False))
+    return DatasetDict(out)
 
 
 def _load_hub(name: str, config: str | None) -> DatasetDict:

@@ -85,7 +85,7 @@ def build_model(
 
 def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:
     """A saved model folder (weights/<dataset>/<model>/ or a run's model/) and its processor, if it has one."""
-    from transformers import AutoProcessor
+    from transformers import AutoFeatureExtractor, AutoProcessor
 
     path = Path(path)
     if not (path / "config.json").is_file():
@@ -98,6 +98,9 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:
     processor = None
     try:
         processor = AutoProcessor.from_pretrained(path)
-    except (OSError, ValueError):
-        logger.info("%s has no saved processor: its inputs are built from the config's front-end", path)
+    except (OSError, ValueError, TypeError):  # TypeError: wav2vec2/HuBERT's Processor also wants a tokenizer
+        if (path / "preprocessor_config.json").is_file():
+            processor = AutoFeatureExtractor.from_pretrained(path)
+        else:
+            logger.info("%s has no saved processor: its inputs are built from the config's front-end", path)
     return model.eval(), processor
