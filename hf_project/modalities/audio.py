@@ -1,0 +1,440 @@
+"""Audio stage: file or bytes -> mono waveform at the model's rate -> crop/pad -> model inputs, on the fly.
+
+Decoding uses soundfile (libsndfile, bundled in its wheel: wav, flac, ogg/vorbis/opus, mp3), so neither
+torchcodec nor FFmpeg is needed. `prepare` decodes every clip of every split once, up front: a file that does not
+decode stops the run before any training, naming the file, and the decoded mono waveforms (already resampled) stay
+in memory for the epochs that follow, so training pays for decoding and resampling once instead of once per epoch.
+Past CACHE_BYTES of decoded audio the remaining clips are decoded again when read, so a large dataset costs time,
+not memory.
+
+Every clip becomes `max_duration_s` seconds: a random crop on train (drawn from torch's RNG, which the Trainer
+seeds, so one seed gives one sequence of crops), a centre crop on validation/test; shorter clips are padded, with
+an attention mask marking the real part where the model takes one. Fixed-length inputs make an example's features
+independent of whichever clips share its batch, which matters for models without an attention mask (wav2vec2-base
+normalises and convolves over padding).
+
+Pretrained checkpoints use their own feature extractor (AutoFeatureExtractor); the from-scratch LSTM reads
+standardised log-mel frames from LogMelFrontend, whose parameters -- including the per-band statistics learnt from
+the training split -- are stored in the model config's `frontend`, so inference rebuilds the same front-end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soundfile as sf
+import torch
+from datasets import Dataset, DatasetDict
+from scipy.signal import resample_poly
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoFeatureExtractor, Wav2Vec2FeatureExtractor
+from transformers.audio_utils import mel_filter_bank
+
+from hf_project.errors import UserError
+from hf_project.models import AUTO_CLASSES
+from hf_project.models.registry import ModelSpec, aliases_for, hub_error
+
+if TYPE_CHECKING:
+    from transformers import FeatureExtractionMixin
+
+    from hf_project.config import ExperimentConfig
+    from hf_project.data import PreparedData
+
+logger = logging.getLogger(__name__)
+
+TRAINER_OPTIONS = {"remove_unused_columns": False}  # the transforms read "row"/"label"/"audio" themselves
+CACHE_BYTES = 2 * 2**30  # decoded waveforms kept in memory per prepare()
+FIT_CLIPS = 1000  # training clips the LSTM front-end's statistics are estimated from
+MAX_LISTED_ERRORS = 3
+
+
+class UndecodableAudio(ValueError):
+    """One clip that soundfile cannot turn into samples; the message is the reason."""
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# decoding
+
+
+def describe(audio: dict[str, Any], index: int, split: str) -> str:
+    """How a clip is named in messages: its file path, or for hub data that carries only bytes its row in the
+    dataset's own split (the source of split.json)."""
+    return audio.get("path") or f"<audio row {index} of the dataset's {split} split>"
+
+
+def read_audio(audio: dict[str, Any] | str | Path) -> tuple[np.ndarray, int]:
+    """Samples (frames, channels) as float32 and the file's sampling rate, from a path or a {"bytes", "path"} dict."""
+    if isinstance(audio, str | Path):
+        audio = {"bytes": None, "path": str(audio)}
+    if audio.get("bytes"):
+        source = io.BytesIO(audio["bytes"])
+    elif audio.get("path"):
+        source = audio["path"]
+        if not Path(source).is_file():
+            raise UndecodableAudio("no such file")
+        if Path(source).stat().st_size == 0:
+            raise UndecodableAudio("empty file")
+    else:
+        raise UndecodableAudio("no bytes and no path")
+    try:
+        samples, rate = sf.read(source, dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, OSError, ValueError) as err:
+        # libsndfile says "Error opening <source>: <reason>"; the caller names the clip itself
+        message = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        message = message.rsplit(": ", 1)[-1].rstrip(".")
+        if "does not exist" in message or "System error" in message:  # libsndfile's words for a bad mp3 stream
+            message = "corrupt or unsupported audio data"
+        raise UndecodableAudio(message) from None
+    if samples.shape[0] == 0:
+        raise UndecodableAudio("no samples")
+    if not np.isfinite(samples).all():
+        raise UndecodableAudio("non-finite samples")
+    return samples, int(rate)
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) from `rate` to `target` Hz."""
+    if rate == target:
+        return wave
+    g = math.gcd(rate, target)
+    return resample_poly(wave, target // g, rate // g).astype(np.float32)
+
+
+def load_waveform(audio: dict[str, Any] | str | Path, sampling_rate: int) -> np.ndarray:
+    """One clip as a mono float32 waveform at `sampling_rate` (channels averaged)."""
+    samples, rate = read_audio(audio)
+    return resample(samples.mean(axis=1), rate, sampling_rate)
+
+
+def decode_split(ds: Dataset, source: dict[str, Any], sampling_rate: int, budget: list[int],
+                 progress: tqdm | None = None) -> tuple[dict[int, np.ndarray], list[str], float]:
+    """Decode every clip of a split: ({row: waveform} within the byte budget, failures, longest clip in seconds).
+
+    `source` is the split's entry of split.json ({"source": split, "indices": rows}), to name bytes-only clips.
+    """
+    cache, failures, longest = {}, [], 0.0
+    row = 0
+    for batch in ds.select_columns(["audio"]).iter(batch_size=64):
+        for audio in batch["audio"]:
+            try:
+                wave = load_waveform(audio, sampling_rate)
+            except UndecodableAudio as err:
+                failures.append(f"{describe(audio, source['indices'][row], source['source'])} ({err})")
+            else:
+                longest = max(longest, len(wave) / sampling_rate)
+                if budget[0] >= wave.nbytes:
+                    cache[row] = wave
+                    budget[0] -= wave.nbytes
+            row += 1
+            if progress is not None:
+                progress.update()
+    return cache, failures, longest
+
+
+def undecodable_error(failures: list[str]) -> UserError:
+    shown = "; ".join(failures[:MAX_LISTED_ERRORS])
+    more = f" and {len(failures) - MAX_LISTED_ERRORS} more" if len(failures) > MAX_LISTED_ERRORS else ""
+    noun = "audio file does" if len(failures) == 1 else f"{len(failures)} audio files do"
+    return UserError(f"{noun} not decode: {shown}{more}; fix or remove them (readable: wav, flac, ogg, mp3)")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# cropping (what makes every clip max_duration_s long)
+
+
+def random_crop(wave: np.ndarray, length: int) -> np.ndarray:
+    """A random `length`-sample window (training); shorter clips are returned whole. Draws from torch's RNG."""
+    if len(wave) <= length:
+        return wave
+    start = int(torch.randint(len(wave) - length + 1, ()).item())
+    return wave[start : start + length]
+
+
+def centre_crop(wave: np.ndarray, length: int) -> np.ndarray:
+    """The middle `length` samples (evaluation); shorter clips are returned whole and padded later."""
+    if len(wave) <= length:
+        return wave
+    start = (len(wave) - length) // 2
+    return wave[start : start + length]
+
+
+def num_samples(max_duration_s: float, sampling_rate: int) -> int:
+    return max(1, round(max_duration_s * sampling_rate))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the LSTM's front-end
+
+
+@dataclass
+class LogMelFrontend:
+    """Standardised log-mel frames (25 ms Hann windows every 10 ms) for the from-scratch LSTM.
+
+    `mean`/`std` are per mel band, learnt from the training split by `fit`. `to_dict()` is what the model config's
+    `frontend` holds; `LogMelFrontend.from_dict(model.config.frontend)` rebuilds it for inference.
+    """
+
+    sampling_rate: int
+    n_mels: int
+    max_duration_s: float
+    win_length: int
+    hop_length: int
+    n_fft: int
+    f_min: float = 20.0
+    f_max: float | None = None  # None: the Nyquist frequency
+    log_floor: float = 1e-6
+    mean: list[float] | None = None
+    std: list[float] | None = None
+    _filters: torch.Tensor = field(init=False, repr=False, compare=False)
+
+    @classmethod
+    def create(cls, sampling_rate: int, n_mels: int, max_duration_s: float) -> LogMelFrontend:
+        win = round(0.025 * sampling_rate)
+        return cls(sampling_rate, n_mels, max_duration_s, win_length=win, hop_length=round(0.010 * sampling_rate),
+                   n_fft=2 ** math.ceil(math.log2(win)))
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> LogMelFrontend:
+        names = {f.name for f in dataclasses.fields(cls) if f.init}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    def __post_init__(self) -> None:
+        f_max = self.f_max or self.sampling_rate / 2
+        filters = mel_filter_bank(num_frequency_bins=self.n_fft // 2 + 1, num_mel_filters=self.n_mels,
+                                  min_frequency=self.f_min, max_frequency=f_max, sampling_rate=self.sampling_rate,
+                                  norm="slaney", mel_scale="slaney")
+        self._filters = torch.from_numpy(filters).float()  # (n_fft // 2 + 1, n_mels)
+
+    def to_dict(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        return {"modality": "audio", "kind": "log_mel", **values}
+
+    @property
+    def max_samples(self) -> int:
+        return num_samples(self.max_duration_s, self.sampling_rate)
+
+    def num_frames(self, samples: int) -> int:
+        return 1 + samples // self.hop_length  # centred frames
+
+    def log_mel(self, wave: np.ndarray) -> torch.Tensor:
+        """Un-normalised log-mel frames (frames, n_mels) of one mono waveform."""
+        window = torch.hann_window(self.win_length)
+        # constant (not reflect) padding: clips shorter than half a window still give frames
+        spec = torch.stft(torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32)), self.n_fft,
+                          hop_length=self.hop_length, win_length=self.win_length, window=window, center=True,
+                          pad_mode="constant", return_complex=True)  # (n_fft // 2 + 1, frames)
+        mel = spec.abs().square().T @ self._filters  # (frames, n_mels)
+        return torch.log(mel + self.log_floor)
+
+    def fit(self, waves: Iterable[np.ndarray]) -> LogMelFrontend:
+        """Per-band mean and std over every frame of `waves` (training clips, centre-cropped as in evaluation)."""
+        frames = torch.cat([self.log_mel(centre_crop(w, self.max_samples)) for w in waves])  # (N, n_mels)
+        self.mean = frames.mean(0).tolist()
+        self.std = frames.std(0).clamp(min=1e-3).tolist()  # a silent band must not blow up
+        return self
+
+    def __call__(self, waves: Sequence[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Right-padded (max frames, n_mels) standardised frames and their (max frames,) mask, per waveform."""
+        if self.mean is None or self.std is None:
+            raise ValueError("LogMelFrontend.fit must see training audio before features are computed")
+        mean, std = torch.tensor(self.mean), torch.tensor(self.std)
+        total = self.num_frames(self.max_samples)
+        features, masks = [], []
+        for wave in waves:
+            frames = ((self.log_mel(wave[: self.max_samples]) - mean) / std)[:total]  # (F, n_mels)
+            padded = torch.zeros(total, self.n_mels)
+            padded[: len(frames)] = frames
+            mask = np.zeros(total, dtype=np.int64)
+            mask[: len(frames)] = 1
+            features.append(padded.numpy())
+            masks.append(mask)
+        return {"input_features": features, "attention_mask": masks}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# waveform -> model inputs
+
+
+def encode(processor: Any, waves: Sequence[np.ndarray], max_duration_s: float) -> dict[str, list[np.ndarray]]:
+    """Model inputs of already cropped clips: each padded to max_duration_s, the form every split is fed in."""
+    if isinstance(processor, LogMelFrontend):
+        return processor(waves)
+    rate = processor.sampling_rate
+    length = num_samples(max_duration_s, rate)
+    if isinstance(processor, Wav2Vec2FeatureExtractor):  # wav2vec2, HuBERT, WavLM, ...: raw samples in
+        # Asking for the mask always makes normalisation skip the padding; it is kept only for the models that
+        # were trained with one (return_attention_mask in their preprocessor config).
+        out = processor(list(waves), sampling_rate=rate, padding="max_length", max_length=length, truncation=True,
+                        return_attention_mask=True, return_tensors="np")
+        keep = ["input_values", "attention_mask"] if processor.return_attention_mask else ["input_values"]
+        return {k: list(out[k]) for k in keep}
+    # Spectrogram extractors (AST, Whisper, ...) fix their own frame count; they get zero-padded samples.
+    padded = [np.pad(w, (0, length - len(w))) for w in waves]
+    out = processor(padded, sampling_rate=rate, return_tensors="np")
+    return {k: list(v) for k, v in out.items()}
+
+
+class ClipTransform:
+    """datasets' on-the-fly transform: rows -> cropped clips -> model inputs + labels."""
+
+    def __init__(self, processor: Any, cache: dict[int, np.ndarray], max_duration_s: float, train: bool) -> None:
+        self.processor = processor
+        self.cache = cache
+        self.max_duration_s = max_duration_s
+        self.rate = processor.sampling_rate
+        self.crop = random_crop if train else centre_crop
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
+        length = num_samples(self.max_duration_s, self.rate)
+        waves = []
+        for j, row in enumerate(batch["row"]):
+            wave = self.cache.get(row)
+            if wave is None:  # beyond the in-memory budget
+                wave = load_waveform(batch["audio"][j], self.rate)
+            waves.append(self.crop(wave, length))
+        out = encode(self.processor, waves, self.max_duration_s)
+        out["labels"] = list(batch["label"])
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the stage interface
+
+
+def _check_audio_checkpoint(checkpoint: str) -> None:
+    """A local or cached checkpoint of another modality gets a clear message rather than 'no feature extractor'."""
+    try:
+        config = AutoConfig.from_pretrained(checkpoint)
+    except (OSError, ValueError) as err:
+        raise hub_error(checkpoint, err) from None
+    if type(config) not in AUTO_CLASSES["audio"]._model_mapping:
+        raise UserError(
+            f"model {checkpoint!r} ({config.model_type}) cannot classify audio data: pick an audio checkpoint "
+            f"({', '.join(aliases_for('audio'))})"
+        )
+
+
+def fit_frontend(data: PreparedData, cfg: ExperimentConfig) -> LogMelFrontend:
+    """The LSTM's front-end, its statistics from (up to FIT_CLIPS) training clips only."""
+    frontend = LogMelFrontend.create(cfg.data.lstm_sampling_rate, cfg.data.lstm_n_mels, cfg.data.max_duration_s)
+    train = data.splits["train"]
+    sample = train.select(range(min(FIT_CLIPS, len(train))))  # the seeded split's order: a random sample
+    waves, failures = [], []
+    for i, audio in enumerate(sample["audio"]):
+        try:
+            waves.append(load_waveform(audio, frontend.sampling_rate))
+        except UndecodableAudio as err:  # skipped here: prepare() reports those of every split at once
+            failures.append(f"{describe(audio, data.split['train']['indices'][i], data.split['train']['source'])}"
+                            f" ({err})")
+    if not waves:
+        raise undecodable_error(failures)
+    return frontend.fit(waves)
+
+
+def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> Any:
+    """The checkpoint's feature extractor, or for the LSTM a log-mel front-end fitted on training clips only."""
+    if spec.from_scratch:
+        return fit_frontend(data, cfg)
+    _check_audio_checkpoint(spec.checkpoint)
+    try:
+        extractor = AutoFeatureExtractor.from_pretrained(spec.checkpoint)
+    except (OSError, ValueError) as err:
+        raise hub_error(spec.checkpoint, err) from None
+    if not isinstance(getattr(extractor, "sampling_rate", None), int):
+        raise UserError(f"model {spec.checkpoint!r} has no audio feature extractor (no sampling_rate)")
+    # Saved with the model (preprocessor_config.json): inference crops/pads to the length training used.
+    extractor.max_duration_s = cfg.data.max_duration_s
+    return extractor
+
+
+def prepare(data: PreparedData, processor: Any, cfg: ExperimentConfig) -> DatasetDict:
+    """Decode (and check) every clip once, then crop and extract features on the fly; random crops on train only."""
+    rate = processor.sampling_rate
+    budget = [CACHE_BYTES]
+    caches, failures, longest = {}, [], 0.0
+    with tqdm(total=sum(len(ds) for ds in data.splits.values()), desc=f"decoding audio at {rate} Hz",
+              disable=None) as progress:
+        for split, ds in data.splits.items():
+            caches[split], bad, split_longest = decode_split(ds, data.split[split], rate, budget, progress)
+            failures += bad
+            longest = max(longest, split_longest)
+    if failures:
+        raise undecodable_error(failures)
+    cached = all(len(caches[s]) == len(ds) for s, ds in data.splits.items())
+    if not cached:
+        logger.warning("decoded audio exceeds %d MiB: clips past it are decoded again whenever read",
+                       CACHE_BYTES // 2**20)
+    if longest < cfg.data.max_duration_s:
+        logger.info("the longest clip lasts %.2f s: --max_duration_s %.2f would pad less than %.2f s does",
+                    longest, math.ceil(longest * 100) / 100, cfg.data.max_duration_s)
+    columns = ["row", "label"] + ([] if cached else ["audio"])
+    prepared = {}
+    for split, ds in data.splits.items():
+        transform = ClipTransform(processor, caches[split], cfg.data.max_duration_s, train=split == "train")
+        rows = ds.add_column("row", list(range(len(ds))))
+        prepared[split] = rows.with_transform(transform, columns=columns)
+    return DatasetDict(prepared)
+
+
+def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """Stack per-example arrays, right-padding with zeros any that differ in length."""
+    batch = {}
+    for key in features[0]:
+        values = [torch.as_tensor(np.asarray(f[key])) for f in features]
+        if key == "labels":
+            batch[key] = torch.stack(values).long()
+        elif key == "attention_mask":
+            batch[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True).long()
+        else:
+            batch[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True).float()
+    return batch
+
+
+def collator(processor: Any) -> Any:
+    return collate
+
+
+def lstm_inputs(processor: Any, cfg: ExperimentConfig) -> dict[str, Any]:
+    if not isinstance(processor, LogMelFrontend):
+        return {}  # only the from-scratch LSTM reads these
+    return {"input_type": "features", "input_dim": processor.n_mels, "frontend": processor.to_dict()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inference
+
+
+def frontend_of(model_config: Any, processor: FeatureExtractionMixin | None = None) -> Any:
+    """What turns audio into a saved model's inputs: its feature extractor, or the LSTM's rebuilt front-end."""
+    frontend = getattr(model_config, "frontend", None)
+    if isinstance(frontend, dict) and frontend.get("kind") == "log_mel":
+        return LogMelFrontend.from_dict(frontend)
+    if processor is None:
+        raise UserError("this model folder has no feature extractor (preprocessor_config.json) and no front-end")
+    return processor
+
+
+def inputs_for(clips: Sequence[dict[str, Any] | str | Path], processor: Any,
+               max_duration_s: float | None = None) -> dict[str, torch.Tensor]:
+    """A batch of model inputs for audio files or {"bytes", "path"} dicts, cropped and padded as in evaluation."""
+    duration = max_duration_s or getattr(processor, "max_duration_s", None)
+    if duration is None:
+        raise ValueError("max_duration_s is needed: the processor does not record the length training used")
+    rate = processor.sampling_rate
+    waves = []
+    for i, clip in enumerate(clips):
+        try:
+            waves.append(centre_crop(load_waveform(clip, rate), num_samples(duration, rate)))
+        except UndecodableAudio as err:
+            name = str(clip) if isinstance(clip, str | Path) else (clip.get("path") or f"<clip {i}>")
+            raise UserError(f"audio file {name} does not decode ({err}): fix or remove it") from None
+    encoded = encode(processor, waves, duration)
+    return collate([{k: v[i] for k, v in encoded.items()} for i in range(len(waves))])
