@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from hf_project import runs
+from hf_project.config import config_from_dict
 from hf_project.errors import UserError
 
 # Settings that do not change what a run computes, or that define the group itself.
@@ -41,7 +42,12 @@ class Run:
 
     @property
     def group_key(self) -> tuple[str, str, str, str]:
-        settings = {k: v for k, v in self.config.items() if k not in NOT_GROUPING}
+        # Through the dataclasses, a setting added after a run was made takes its default, as it did then.
+        try:
+            full = config_from_dict(self.config).to_dict()
+        except (UserError, TypeError):
+            full = self.config
+        settings = {k: v for k, v in full.items() if k not in NOT_GROUPING}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return self.metrics["dataset"], self.metrics["model"], self.config.get("tag") or "", digest
 

@@ -18,6 +18,7 @@ from transformers import HfArgumentParser
 from hf_project.errors import UserError
 
 DEFAULT_SEED = 2023
+MIXED_PRECISIONS = ("no", "bf16", "fp16")
 
 
 @dataclass
@@ -157,6 +158,16 @@ class TrainArguments:
     weights_dir: str = field(default="weights", metadata={"help": "Where the best weights of each model go."})
     tag: str | None = field(default=None, metadata={"help": "Free label stored with the run."})
     dataloader_num_workers: int = field(default=0, metadata={"help": "Worker processes of the data loaders."})
+    full_determinism: bool = field(
+        default=False,
+        metadata={"help": "Deterministic algorithms end to end (transformers' enable_full_determinism: "
+                  "torch.use_deterministic_algorithms, deterministic cuDNN/cuBLAS); slower, for bit-exact GPU reruns."},
+    )
+    mixed_precision: str = field(
+        default="no",
+        metadata={"help": "no | bf16 | fp16 (fp16 needs a GPU; bf16 works on CPUs too). Left at no, the setting of "
+                  "`accelerate launch --mixed_precision X` or of the accelerate config file applies."},
+    )
 
     def __post_init__(self) -> None:
         if self.eval_strategy not in ("epoch", "steps"):
@@ -174,6 +185,8 @@ class TrainArguments:
             raise UserError("--lstm_num_train_epochs must be > 0")
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
+        if self.mixed_precision not in MIXED_PRECISIONS:
+            raise UserError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
 
 
     @property
@@ -247,26 +260,33 @@ def _split_config_flag(argv: list[str]) -> tuple[str | None, list[str]]:
     return config, rest
 
 
-def make_parser() -> HfArgumentParser:
-    parser = HfArgumentParser(ARG_CLASSES, allow_abbrev=False)  # a typo must not match a longer flag
+def make_parser(*extra: type) -> HfArgumentParser:
+    """The experiment's flags, plus those of `extra` dataclasses (a script's own, e.g. the search's --trials)."""
+    parser = HfArgumentParser((*ARG_CLASSES, *extra), allow_abbrev=False)  # a typo must not match a longer flag
     parser.add_argument("--config", help="YAML file of defaults; flags given on the command line win.")
     return parser
 
 
 def parse_args(argv: list[str] | None = None) -> ExperimentConfig:
     """Parse `--config file.yaml` plus flags. Unknown flags exit through argparse with status 2."""
+    return parse_args_with(argv)[0]
+
+
+def parse_args_with(argv: list[str] | None, *extra: type) -> tuple[Any, ...]:
+    """(ExperimentConfig, one instance per `extra` dataclass). The YAML holds experiment keys only; the extra
+    dataclasses' flags come from the command line."""
     import sys
 
     argv = list(sys.argv[1:] if argv is None else argv)
     config_path, rest = _split_config_flag(argv)
-    parser = make_parser()
+    parser = make_parser(*extra)
     if config_path:
         parser.set_defaults(**load_yaml(config_path))
     try:
-        data, model, train, _ = parser.parse_args_into_dataclasses(args=rest)
+        data, model, train, *others = parser.parse_args_into_dataclasses(args=rest)
     except ValueError as err:  # HfArgumentParser reports unused flags this way
         raise UserError(f"{err}: see --help for the valid flags") from None
-    return ExperimentConfig(data=data, model=model, train=train)
+    return (ExperimentConfig(data=data, model=model, train=train), *others[: len(extra)])
 
 
 def config_from_dict(values: dict[str, Any]) -> ExperimentConfig:

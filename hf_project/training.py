@@ -2,22 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import logging
+import os
 import resource
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from datasets import DatasetDict
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
+from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
-from hf_project import plots, runs
-from hf_project.config import ExperimentConfig
+from hf_project import plots, resume, runs
+from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
 from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
@@ -27,6 +34,9 @@ from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, resolve
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# A full disk, a read-only file system or a folder we may not write to: the user's to fix, not a bug.
+DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class ClassificationTrainer(Trainer):
@@ -68,6 +78,7 @@ def training_arguments(
 ) -> TrainingArguments:
     t = cfg.train
     epochs = t.lstm_num_train_epochs if spec.from_scratch and t.lstm_num_train_epochs else t.num_train_epochs
+    precision = resolve_mixed_precision(t)
     return TrainingArguments(
         output_dir=str(output_dir),
         seed=t.seed,
@@ -91,6 +102,10 @@ def training_arguments(
         logging_steps=t.logging_steps,
         logging_first_step=True,
         dataloader_num_workers=t.dataloader_num_workers,
+        full_determinism=t.full_determinism,
+        use_cpu=use_cpu(),
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         report_to="none",
         push_to_hub=False,
         disable_tqdm=False,
@@ -98,12 +113,64 @@ def training_arguments(
     )
 
 
+def use_cpu() -> bool:
+    """No accelerator here: train on the CPU, over gloo when several processes were launched."""
+    return not torch.accelerator.is_available()
+
+
+def distributed_state() -> Any:
+    """The state shared by the processes, set up as TrainingArguments(use_cpu=use_cpu()) sets it up.
+
+    `accelerate launch --multi_gpu --num_processes N` passes no CPU flag: on a machine without GPUs a bare
+    PartialState() would leave every process on its own (each one its own main process and run directory).
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def on_main_process(fn: Callable[[], T]) -> T:
+    """`fn()` computed by the main process and handed to every process; its UserError reaches all of them."""
+    from accelerate.utils import broadcast_object_list
+
+    result, error = None, None
+    if distributed_state().is_main_process:
+        try:
+            result = fn()
+        except UserError as err:
+            error = str(err)
+    result, error = broadcast_object_list([result, error])
+    if error is not None:
+        raise UserError(error)
+    return result
+
+
+def resolve_mixed_precision(t: TrainArguments) -> str:
+    """--mixed_precision, or when it is left at `no` what `accelerate launch` (flag or config file) asked for."""
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launched not in MIXED_PRECISIONS:
+        raise UserError(f"accelerate's mixed precision {launched!r} is not supported here: use no, bf16 or fp16")
+    if t.mixed_precision != "no" and launched not in ("no", t.mixed_precision):
+        raise UserError(f"--mixed_precision {t.mixed_precision} contradicts accelerate's mixed precision {launched} "
+                        "(accelerate launch --mixed_precision or its config file): give only one of them")
+    precision = t.mixed_precision if t.mixed_precision != "no" else launched
+    if precision == "fp16" and use_cpu():
+        raise UserError("mixed precision fp16 needs a GPU and there is none here: use --mixed_precision bf16 (or no) "
+                        "on a CPU")
+    return precision
+
+
 def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     """Every model of `cfg.model.model` on the same split; returns {model name: metrics.json content}."""
+    state = distributed_state()  # before anything else, so that every process knows its rank
     names = cfg.model.model_names
     specs = [resolve(name) for name in names]  # unknown names fail before any training
+    # config.yaml records the precision actually used, wherever it was asked for.
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
+                                                             mixed_precision=resolve_mixed_precision(cfg.train)))
     check_output_dirs(cfg)
-    data = prepare_data(cfg.data, cfg.data.split_seed)
+    with state.main_process_first():  # the datasets cache is written once, then read by the other processes
+        data = prepare_data(cfg.data, cfg.data.split_seed)
     for spec in specs:
         check_modality(spec, data.modality)
     log_class_balance(data)
@@ -124,28 +191,59 @@ def log_class_balance(data: PreparedData) -> None:
     logger.info("class balance (%s):\n%s", data.name, "\n".join(lines))
 
 
-def run_one(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData) -> dict[str, Any]:
-    """One model: a complete run directory, or a run marked failed and the error re-raised."""
-    from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list
+def run_one(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    run_dir: Path | None = None,
+    checkpoint: Path | None = None,
+) -> dict[str, Any]:
+    """One model: a complete run directory, or a run marked failed and the error re-raised.
 
-    is_main = PartialState().is_main_process
-    run_dir = runs.new_run_dir(cfg.train.runs_dir, data.name, spec.name, cfg.train.seed) if is_main else None
+    `run_dir` continues an existing run (hf_project.resume), from `checkpoint` if it has a good one.
+    """
+    is_main = distributed_state().is_main_process
+    given = run_dir
     # Every rank needs the same directory: the Trainer writes per-rank state into its checkpoints.
-    run_dir = Path(broadcast_object_list([str(run_dir) if run_dir else None])[0])
+    run_dir = Path(on_main_process(lambda: str(given or _new_run_dir(cfg, data, spec))))
     try:
         if is_main:
             runs.set_status(run_dir, runs.STATUS_RUNNING)
             write_run_inputs(run_dir, cfg, data)
-        metrics = train_and_test(cfg, spec, data, run_dir, is_main)
+        metrics = train_and_test(cfg, spec, data, run_dir, is_main, checkpoint)
         if is_main:
-            runs.set_status(run_dir, runs.STATUS_COMPLETE)
+            runs.set_status(run_dir, runs.STATUS_COMPLETE)  # last: a run killed before this never looks complete
             logger.info("run complete: %s", run_dir)
         return metrics
-    except BaseException:
-        if is_main:
-            runs.set_status(run_dir, runs.STATUS_FAILED)
+    except OSError as err:
+        _mark_failed(run_dir, is_main)
+        if err.errno in DISK_ERRNOS:
+            raise UserError(
+                f"cannot write {err.filename or 'the results'} ({err.strerror}): free some space or choose a writable "
+                f"--runs_dir/--weights_dir; earlier results are untouched, and this run can be continued with "
+                f"--resume {run_dir}"
+            ) from None
         raise
+    except BaseException:
+        _mark_failed(run_dir, is_main)
+        raise
+
+
+def _new_run_dir(cfg: ExperimentConfig, data: PreparedData, spec: ModelSpec) -> Path:
+    try:
+        return runs.new_run_dir(cfg.train.runs_dir, data.name, spec.name, cfg.train.seed)
+    except OSError as err:
+        raise UserError(f"cannot create a run directory under {cfg.train.runs_dir} ({err.strerror}): choose another "
+                        "with --runs_dir") from None
+
+
+def _mark_failed(run_dir: Path, is_main: bool) -> None:
+    if not is_main:
+        return
+    try:
+        runs.set_status(run_dir, runs.STATUS_FAILED)
+    except OSError as err:  # the disk that just failed may refuse this too; the status then stays `running`
+        logger.warning("could not mark %s failed: %s", run_dir, err)
 
 
 def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -> None:
@@ -155,7 +253,12 @@ def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -
 
 
 def train_and_test(
-    cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, run_dir: Path, is_main: bool
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    run_dir: Path,
+    is_main: bool,
+    checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     started = time.time()
     set_seed(cfg.train.seed)
@@ -166,12 +269,53 @@ def train_and_test(
         prepared = stage.prepare(data, processor, cfg)
     set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
     model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
+    trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    train_output = train(trainer, checkpoint)
+    validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
+    test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
+    if not is_main:
+        return {}
+    return write_results(
+        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, checkpoint
+    )
+
+
+def train(trainer: Trainer, checkpoint: Path | None) -> TrainOutput:
+    """Train from scratch, or continue exactly from `checkpoint` (weights, optimizer, scheduler, RNG states, early
+    stopping counter and best-so-far all come back)."""
+    if checkpoint is None:
+        return trainer.train()
+    if not resume.training_finished(checkpoint):
+        return trainer.train(resume_from_checkpoint=str(checkpoint))
+    # Saved after the last step (the run was killed while testing or writing results): nothing is left to train,
+    # and trainer.train() would take one more step before it looks at the stop flag.
+    logger.info("%s was saved after the last training step: restoring the best checkpoint only", checkpoint.name)
+    trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
+    trainer.state.best_model_checkpoint = trainer.state.best_model_checkpoint or str(checkpoint)
+    trainer._load_best_model()
+    return TrainOutput(trainer.state.global_step, float("nan"), {})
+
+
+def build_trainer(
+    cfg: ExperimentConfig,
+    data: PreparedData,
+    stage: ModuleType,
+    processor: Any,
+    args: TrainingArguments,
+    prepared: DatasetDict,
+    model: PreTrainedModel | None = None,
+    model_init: Callable[..., PreTrainedModel] | None = None,
+) -> ClassificationTrainer:
+    """Trains on train and evaluates on validation: a run's `model`, or a search's `model_init` (one per trial)."""
     weights = None
     if cfg.train.class_weights:
         weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
-    trainer = ClassificationTrainer(
+    return ClassificationTrainer(
         model=model,
+        model_init=model_init,
         args=args,
         train_dataset=prepared["train"],
         eval_dataset=prepared["validation"],
@@ -180,16 +324,6 @@ def train_and_test(
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         class_weights=weights,
-    )
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    train_output = trainer.train()
-    validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
-    test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
-    if not is_main:
-        return {}
-    return write_results(
-        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started
     )
 
 
@@ -227,6 +361,7 @@ def write_results(
     validation: dict[str, Any],
     test: PredictionOutput,
     wall_time: float,
+    resumed_from: Path | None = None,
 ) -> dict[str, Any]:
     """Every result file of the run directory, then a copy of the model in weights/."""
     probs = torch.softmax(torch.from_numpy(np.asarray(_logits(test.predictions), dtype=np.float32)), -1).numpy()
@@ -257,7 +392,8 @@ def write_results(
     plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names,
                                 run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
     runs.write_json(run_dir / "metrics.json", metrics)
-    runs.write_json(run_dir / "manifest.json", manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time))
+    runs.write_json(run_dir / "manifest.json",
+                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, resumed_from))
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model/ holds the selected one
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
     runs.copy_dir_atomic(model_dir, weights_dir)
@@ -292,6 +428,7 @@ def manifest(
     train_output: TrainOutput,
     model_dir: Path,
     wall_time: float,
+    resumed_from: Path | None = None,
 ) -> dict[str, Any]:
     model = trainer.model
     total = sum(p.numel() for p in model.parameters())
@@ -300,11 +437,15 @@ def manifest(
     return {
         "command": runs.command_line(),
         "seed": cfg.train.seed,
+        "full_determinism": cfg.train.full_determinism,
         "model": {"name": spec.name, "checkpoint": spec.checkpoint, "from_scratch": spec.from_scratch,
                   "class": type(model).__name__},
         "versions": runs.package_versions(),
         "git": runs.git_state(),
-        "device": {**runs.device_info(), "num_processes": trainer.args.world_size},
+        "device": {**runs.device_info(), "num_processes": trainer.args.world_size,
+                   "distributed_type": str(trainer.args.distributed_state.distributed_type)},
+        "mixed_precision": trainer.accelerator.mixed_precision,
+        "resumed_from": resumed_from.name if resumed_from else None,
         "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_labels": data.num_labels,
                     "sizes": {k: len(v) for k, v in data.splits.items()}},
         "split_hash": data.split["hash"],
