@@ -150,7 +150,11 @@ def copy_dir_atomic(src: str | Path, dst: str | Path) -> None:
         if dst.exists():
             old = dst.with_name(f".{dst.name}.old-{os.getpid()}")
             os.replace(dst, old)
-            os.replace(tmp, dst)
+            try:
+                os.replace(tmp, dst)
+            except BaseException:
+                os.replace(old, dst)  # the earlier copy goes back: a failed write never costs the old weights
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, dst)
