@@ -209,6 +209,13 @@ def make_transform(processor: Any, cfg: ExperimentConfig, train: bool) -> Callab
     return transform
 
 
+def inputs_for(images: list[Image.Image], processor: Any) -> dict[str, Any]:
+    """Model inputs of decoded images, built as evaluation builds them (no augmentation); used by inference."""
+    mode = color_mode(processor)
+    images = [img.convert(mode) if img.mode != mode else img for img in images]
+    return dict(processor(images, return_tensors="pt"))
+
+
 def prepare(data: PreparedData, processor: Any, cfg: ExperimentConfig) -> DatasetDict:
     """Lazily transformed splits: augmentation on train only; validation and test deterministic."""
     check_images(data)

@@ -86,11 +86,15 @@ TRAINER_OPTIONS = {"train_sampling_strategy": "group_by_length", "length_column_
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only."""
     if spec.from_scratch:
-        return train_lstm_tokenizer(list(data.splits["train"]["text"]), vocab_size=cfg.model.lstm_vocab_size)
-    try:
-        return AutoTokenizer.from_pretrained(spec.checkpoint)
-    except (OSError, ValueError) as err:
-        raise hub_error(spec.checkpoint, err) from None
+        tokenizer = train_lstm_tokenizer(list(data.splits["train"]["text"]), vocab_size=cfg.model.lstm_vocab_size)
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(spec.checkpoint)
+        except (OSError, ValueError) as err:
+            raise hub_error(spec.checkpoint, err) from None
+    # Saved with the model (tokenizer_config.json): inference from weights/ truncates where training did.
+    tokenizer.model_max_length = cfg.data.max_length
+    return tokenizer
 
 
 def prepare(data: PreparedData, tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> DatasetDict:
