@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow test-all lint setup system-deps clean-runs
+.PHONY: demo test test-slow test-all lint setup system-deps clean-runs paper submission
 
 demo: setup
 	$(PY) scripts/finetune.py --config configs/demo.yaml
@@ -27,13 +27,20 @@ lint: setup
 
 setup: $(VENV)/.installed system-deps
 
+# paper/paper.pdf from the complete runs (pdflatex + bibtex; system-deps installs them), then the course zip.
+paper: setup
+	$(PY) scripts/build_paper.py
+
+submission: paper
+	$(PY) scripts/package_submission.py
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-system-deps:
+system-deps:  # fortunes (the builtin dataset), LaTeX + poppler-utils (the paper)
 	@bash scripts/setup_system.sh
 
 clean-runs:

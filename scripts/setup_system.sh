@@ -1,18 +1,34 @@
 #!/usr/bin/env bash
-# System packages the project needs beyond pip: Debian's `fortunes` (the builtin offline dataset).
-# Installs them when missing and running as root; otherwise says how, and fails.
+# System packages the project needs beyond pip, installed when missing and running as root; otherwise says how.
+#  - Debian's `fortunes` + `fortunes-min`: the builtin offline dataset (required: fails without them).
+#  - the LaTeX toolchain and poppler-utils: scripts/build_paper.py and its tests (pdflatex, bibtex, pdfinfo,
+#    pdftotext); only the paper needs them, so without root they are a warning, not a failure.
 set -euo pipefail
-missing=()
-for pkg in fortunes fortunes-min; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-done
+REQUIRED=(fortunes fortunes-min)
+PAPER=(texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils)
+
+missing_of() {
+  local pkg
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || echo "$pkg"
+  done
+}
+mapfile -t missing_required < <(missing_of "${REQUIRED[@]}")
+mapfile -t missing_paper < <(missing_of "${PAPER[@]}")
+missing=("${missing_required[@]}" "${missing_paper[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-else
-  echo "error: the builtin fortunes dataset needs the Debian packages ${missing[*]}: run \`sudo apt-get install -y ${missing[*]}\`" >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  exit 0
+fi
+if [ ${#missing_paper[@]} -gt 0 ]; then
+  echo "warning: building the paper (scripts/build_paper.py, tests/test_paper.py) needs the Debian packages" \
+    "${missing_paper[*]}: run \`sudo apt-get install -y ${missing_paper[*]}\`" >&2
+fi
+if [ ${#missing_required[@]} -gt 0 ]; then
+  echo "error: the builtin fortunes dataset needs the Debian packages ${missing_required[*]}: run \`sudo apt-get install -y ${missing_required[*]}\`" >&2
   exit 1
 fi

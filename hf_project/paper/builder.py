@@ -1,0 +1,134 @@
+"""Write paper/ from the runs and compile paper/paper.pdf with pdflatex + bibtex.
+
+    paper/
+      paper.tex, references.bib   written once, then the author's (a rebuild keeps them)
+      hfproject.sty               the project's NeurIPS-2020-preprint look-alike; neurips_2020.sty wins if present
+      generated/*.tex             sections, tables and macros from runs/, rewritten on every build
+      figures/*.png               loss curves and confusion matrix, rewritten on every build
+      paper.pdf                   built (git-ignored)
+
+LaTeX runs in a temporary copy, so its auxiliary files never litter paper/; only paper.pdf comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hf_project import plots, runs
+from hf_project.errors import UserError
+from hf_project.paper import content
+
+logger = logging.getLogger(__name__)
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+AUTHOR_FILES = ("paper.tex", "references.bib")  # created when missing, never overwritten without asking
+STYLE = "hfproject.sty"
+TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended"
+
+
+@dataclass
+class PaperArguments:
+    runs_dir: str = field(default="runs", metadata={"help": "Root of the run directories."})
+    dataset: str | None = field(default=None, metadata={"help": "Data set of the paper (needed if runs/ has several)."})
+    model: str | None = field(default=None, metadata={"help": "Only these models (comma-separated run names)."})
+    tag: str | None = field(default=None, metadata={"help": "Only runs with this --tag."})
+    out_dir: str = field(default="paper", metadata={"help": "Where the LaTeX sources and paper.pdf go."})
+    overwrite_template: bool = field(
+        default=False, metadata={"help": "Rewrite paper.tex and references.bib from the templates (your edits go)."})
+    no_compile: bool = field(default=False, metadata={"help": "Write the sources only, do not run pdflatex."})
+
+
+def check_toolchain() -> None:
+    missing = [tool for tool in ("pdflatex", "bibtex") if shutil.which(tool) is None]
+    if missing:
+        raise UserError(f"{' and '.join(missing)} not found: install the LaTeX toolchain with `make system-deps` "
+                        f"(as root) or `sudo apt-get install -y {TEX_PACKAGES}`")
+
+
+def build_paper(args: PaperArguments) -> Path:
+    """Sources under args.out_dir, then paper.pdf; returns the PDF's path (the .tex's with no_compile)."""
+    if not args.no_compile:
+        check_toolchain()  # before any work: a missing tool is the cheapest error to report
+    models = [m.strip() for m in args.model.split(",")] if args.model else None
+    ctx = content.collect(args.runs_dir, args.dataset, models, args.tag)
+    out = Path(args.out_dir)
+    write_sources(ctx, out, args.overwrite_template)
+    if args.no_compile:
+        return out / "paper.tex"
+    pdf = compile_pdf(out)
+    logger.info("paper: %s (%d runs of %s, %d models)", pdf, sum(len(g.runs) for g in ctx.groups), ctx.dataset,
+                len(ctx.groups))
+    return pdf
+
+
+def write_sources(ctx: content.Context, out: Path, overwrite_template: bool = False) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in AUTHOR_FILES:
+        if overwrite_template or not (out / name).exists():
+            runs.atomic_write_text(out / name, (TEMPLATES / name).read_text())
+    runs.atomic_write_text(out / STYLE, (TEMPLATES / STYLE).read_text())
+    figures = write_figures(ctx, out / "figures")
+    sections = {
+        "macros": content.macros(ctx),
+        "dataset": content.dataset_section(ctx),
+        "preprocessing": content.preprocessing_section(ctx),
+        "models": content.models_section(ctx),
+        "training": content.training_section(ctx),
+        "results": content.results_section(ctx, figures),
+    }
+    generated = out / "generated"
+    for name, text in sections.items():
+        runs.atomic_write_text(generated / f"{name}.tex", text)
+
+
+def write_figures(ctx: content.Context, folder: Path) -> dict[str, str]:
+    """The figures, drawn again from the run files so they share one size and font; paths relative to paper/."""
+    v = content.verdict(ctx)
+    group = next(g for g, r in zip(ctx.groups, ctx.rows, strict=True) if r is v.winner)
+    run = content.best_run(group)
+    curves: dict[str, list[list[tuple[int, float]]]] = {}
+    for g in ctx.groups:
+        for r in g.runs:
+            curves.setdefault(g.label, []).append([(e["step"], e["eval_loss"]) for e in r.log_history()
+                                                   if "eval_loss" in e])
+    plots.plot_validation_curves(curves, folder / "validation_loss.png", title="")
+    plots.plot_loss(run.log_history(), folder / "loss_best.png", best_step=run.metrics["validation"].get("best_step"))
+    matrix = json.loads((run.path / "confusion_matrix.json").read_text())
+    plots.plot_confusion_matrix(matrix["matrix"], matrix["labels"], folder / "confusion_matrix.png")
+    return {"validation": "figures/validation_loss.png", "loss": "figures/loss_best.png",
+            "confusion": "figures/confusion_matrix.png"}
+
+
+def compile_pdf(paper_dir: Path) -> Path:
+    """pdflatex, bibtex, pdflatex twice (citations and references settle), in a temporary copy of paper_dir."""
+    check_toolchain()
+    paper_dir = Path(paper_dir)
+    with tempfile.TemporaryDirectory(prefix="hf_project-paper-") as tmp:
+        build = Path(tmp) / "paper"
+        shutil.copytree(paper_dir, build, ignore=shutil.ignore_patterns("paper.pdf", "*.aux", "*.log", "*.bbl"))
+        latex = ["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "paper.tex"]
+        for step in (latex, ["bibtex", "paper"], latex, latex):
+            result = subprocess.run(step, cwd=build, capture_output=True, text=True, errors="replace", timeout=300)
+            if result.returncode != 0:
+                raise UserError(f"{step[0]} failed on {paper_dir / 'paper.tex'}: {first_error(result.stdout, build)}")
+        target = paper_dir / "paper.pdf"
+        tmp_pdf = paper_dir / ".paper.pdf.tmp"
+        shutil.copyfile(build / "paper.pdf", tmp_pdf)
+        tmp_pdf.replace(target)  # atomic: a reader never sees half a PDF
+    return target
+
+
+def first_error(stdout: str, build: Path) -> str:
+    log = (build / "paper.log").read_text(errors="replace") if (build / "paper.log").exists() else ""
+    for text in (log, stdout):
+        for line in text.splitlines():
+            if line.startswith("!") or re.match(r"^(I couldn't|I found no|Repeated entry)", line):
+                return line.lstrip("! ").strip()
+    return "see its log (run pdflatex by hand in the paper folder)"

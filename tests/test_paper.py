@@ -1,0 +1,175 @@
+"""paper: the PDF is built from tiny runs, has 4-6 pages before the references, and its numbers are the runs'.
+
+Needs pdflatex/bibtex and poppler's pdfinfo/pdftotext; `make system-deps` installs them (as root).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from hf_project import runs
+from hf_project.compare import METRIC_TITLES
+from hf_project.config import parse_args
+from hf_project.errors import UserError
+from hf_project.paper import PaperArguments, build_paper
+from hf_project.paper.builder import check_toolchain
+from hf_project.paper.package import PackageArguments, package_submission
+from hf_project.training import run_experiment
+
+TOOLS = ("pdflatex", "bibtex", "pdfinfo", "pdftotext")
+pytestmark = pytest.mark.skipif(
+    any(shutil.which(t) is None for t in TOOLS),
+    reason=f"the LaTeX toolchain or poppler-utils is missing ({', '.join(t for t in TOOLS if not shutil.which(t))}):"
+           " run `make system-deps` as root",
+)
+TINY = ["--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--max_length", "32",
+        "--lstm_embedding_dim", "16", "--lstm_hidden_size", "16", "--logging_steps", "2"]
+
+
+@pytest.fixture(scope="module")
+def project(fortunes_csv, tiny_bert, tmp_path_factory) -> Path:
+    """Two models x two seeds on one split, a finished search beside them, and the paper built from them."""
+    root = tmp_path_factory.mktemp("paper-project")
+    run_experiment(parse_args(["--dataset", str(fortunes_csv), *TINY, "--model", f"lstm,{tiny_bert}",
+                               "--seeds", "2023,2024", "--runs_dir", str(root / "runs"),
+                               "--weights_dir", str(root / "weights")]))
+    search = root / "runs" / "sample" / "lstm" / "search-demo"
+    runs.write_yaml(search / "search.yaml", {"study": "demo", "model": "lstm", "trials": 2, "metric": "validation "
+                                             "macro_f1", "space": {"learning_rate": {"low": 1e-4, "high": 1e-2,
+                                                                                     "log": True}}})
+    runs.write_csv(search / "trials.csv", [
+        {"trial": 0, "state": "complete", "validation_macro_f1": 0.5, "learning_rate": 0.001, "best": True},
+        {"trial": 1, "state": "complete", "validation_macro_f1": 0.4, "learning_rate": 0.005, "best": False},
+    ])
+    runs.write_json(search / "best.json", {"best_trial": 0, "best_value": 0.5, "params": {"learning_rate": 0.001}})
+    build_paper(PaperArguments(runs_dir=str(root / "runs"), out_dir=str(root / "paper")))
+    return root
+
+
+def page_texts(pdf: Path) -> list[str]:
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    return text.split("\f")
+
+
+def test_pdf_has_four_to_six_pages_before_the_references(project):
+    pdf = project / "paper" / "paper.pdf"
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+    texts = page_texts(pdf)
+    start = next(i for i, t in enumerate(texts) if re.search(r"^\s*References\s*$", t, re.M))
+    assert 4 <= start <= 6, f"{start} pages before the references"
+    assert pages > start
+    assert "Preprint. Under review." in texts[0]
+    body = "\n".join(texts[:start])
+    for heading in ("Abstract", "Introduction", "Related Work", "Experimental Setup", "Results", "Conclusion"):
+        assert heading in body
+    refs = " ".join(" ".join(texts[start:]).split()).lower()  # plainnat sets titles in sentence case
+    assert "long short-term memory" in refs and "decoupled weight decay regularization" in refs
+    assert "bert: pre-training of deep bidirectional" in refs  # the tiny model is a BERT: its paper is cited
+
+
+def parse_results(table: str) -> tuple[list[str], list[list[str]]]:
+    header, body = table.split(r"\midrule")[0].splitlines()[-1], table.split(r"\midrule")[1]
+    body = body.split(r"\bottomrule")[0]
+
+    def cells(line: str) -> list[str]:
+        line = line.strip().removesuffix(r"\\").strip()
+        return [re.sub(r"\\textbf\{(.*)\}", r"\1", c.strip()) for c in line.split(" & ")]
+
+    return cells(header), [cells(line) for line in body.strip().splitlines()]
+
+
+def test_results_table_numbers_are_the_runs_metrics(project, tiny_bert):
+    header, rows = parse_results((project / "paper" / "generated" / "results.tex").read_text())
+    metric_of = {title: metric for metric, title in METRIC_TITLES.items()}
+    by_model: dict[str, list[dict]] = {}
+    for path in runs.find_runs(project / "runs"):
+        by_model.setdefault(path.parent.name, []).append(json.loads((path / "metrics.json").read_text()))
+    assert {r[0].replace(r"\_", "_") for r in rows} == {"lstm", tiny_bert.name.replace("\\_", "_")}
+    checked = 0
+    for row in rows:
+        metrics = by_model[row[0].replace(r"\_", "_")]
+        assert int(row[1]) == len(metrics) == 2
+        for title, text in zip(header[2:], row[2:], strict=True):
+            split, name = title.split(" ", 1)
+            split = "validation" if split == "val" else "test"
+            values = [m[split][metric_of[name]] for m in metrics]
+            mean, std = (float(x) for x in text.split(r"$\pm$"))
+            assert mean == pytest.approx(statistics.mean(values), abs=5e-5)
+            assert std == pytest.approx(statistics.stdev(values), abs=5e-5)
+            checked += 1
+    assert checked == 2 * 4
+
+
+def test_generated_text_states_the_winner_and_the_setup(project):
+    generated = project / "paper" / "generated"
+    results = (generated / "results.tex").read_text()
+    header, rows = parse_results(results)
+    column = header.index("test macro-F1")
+    winner = max(rows, key=lambda r: float(r[column].split("$")[0]))
+    assert re.search(rf"\\textbf{{{re.escape(winner[0])}}} has the best macro-F1", results)
+    assert "ahead of" in results and "points" in results
+    assert "seed 2023" in (generated / "dataset.tex").read_text() and "tab:balance" in (
+        generated / "dataset.tex").read_text()
+    training = (generated / "training.tex").read_text()
+    assert "Optuna" in training and "tab:search" in training and "learning" in training
+    assert "from scratch" in (generated / "models.tex").read_text()
+    for figure in ("validation_loss.png", "loss_best.png", "confusion_matrix.png"):
+        assert (project / "paper" / "figures" / figure).stat().st_size > 0
+    assert r"\authornote{" in (project / "paper" / "paper.tex").read_text()
+
+
+def test_rebuild_keeps_the_authors_words_and_uses_the_official_style(project, tmp_path):
+    paper = tmp_path / "paper"
+    shutil.copytree(project / "paper", paper)
+    tex = paper / "paper.tex"
+    tex.write_text(tex.read_text().replace(r"\authornote{Author name}", "Ada Lovelace"))
+    # A stand-in for the official style: the paper must load it instead of the project's own.
+    (paper / "neurips_2020.sty").write_text(
+        "\\ProvidesPackage{neurips_2020}\n\\RequirePackage{times}\n\\RequirePackage[numbers]{natbib}\n\\RequirePackage{geometry}\n"
+        "\\DeclareOption{preprint}{}\\ProcessOptions\\relax\n"
+        "\\AtEndDocument{\\par OFFICIAL STYLE STAND-IN\\par}\n")
+    build_paper(PaperArguments(runs_dir=str(project / "runs"), out_dir=str(paper)))
+    texts = page_texts(paper / "paper.pdf")
+    first = texts[0]
+    assert "Ada Lovelace" in first and "OFFICIAL STYLE STAND-IN" in "".join(texts)
+    assert "Preprint. Under review." not in first  # that footer is the look-alike's, not the stand-in's
+
+
+def test_one_line_errors(project, tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="no complete runs"):
+        build_paper(PaperArguments(runs_dir=str(tmp_path / "empty"), out_dir=str(tmp_path / "p")))
+    monkeypatch.setattr(shutil, "which", lambda tool: None)
+    with pytest.raises(UserError, match=r"pdflatex and bibtex not found.*apt-get install"):
+        check_toolchain()
+
+
+def test_submission_zip_holds_the_deliverables_and_no_data(project, tmp_path):
+    root = tmp_path / "repo"
+    for name in ("README.md", "requirements.txt"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(name)
+    for rel in ("scripts/finetune.py", "notebooks/inference.ipynb", "hf_project/__init__.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x")
+    shutil.copytree(project / "weights", root / "weights")
+    shutil.copytree(project / "runs", root / "runs")
+    shutil.copytree(project / "paper", root / "paper")
+    (root / "notebooks" / "data.csv").write_text("text,label\n")  # data next to code must stay out too
+    out, summary = package_submission(PackageArguments(root=str(root), output="dist/submission.zip"))
+    names = set(zipfile.ZipFile(out).namelist())
+    assert {"README.md", "requirements.txt", "scripts/finetune.py", "notebooks/inference.ipynb",
+            "paper/paper.pdf", "weights/sample/lstm/model.safetensors", "weights/sample/lstm/config.json"} <= names
+    assert not [n for n in names if n.startswith(("runs/", "dist/")) or n.endswith((".csv", ".parquet", ".db"))]
+    assert "weights" in summary and "total" in summary
+    (root / "paper" / "paper.pdf").unlink()
+    with pytest.raises(UserError, match="paper.pdf"):
+        package_submission(PackageArguments(root=str(root)))
