@@ -11,8 +11,10 @@ checkpoint the run starts over, in the same directory.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import os
 import re
 import shutil
 import struct
@@ -20,6 +22,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_callback import ExportableState
 
 from hf_project import runs
 from hf_project.errors import UserError
@@ -43,12 +49,61 @@ class ResumeArguments:
     )
 
 
+class EpochStartRNG(TrainerCallback, ExportableState):
+    """Keeps the CPU RNG state of the start of the current epoch in every checkpoint (trainer_state.json).
+
+    The length-grouped sampler shuffles with the global RNG when the epoch's iterator starts, and the Trainer puts a
+    checkpoint's RNG state back only after skipping the batches already trained: resumed mid-epoch (evaluation every
+    N steps), the rest of that epoch would come from another shuffle. Set back at the start of the resumed epoch,
+    the shuffle is the same; the Trainer's own restore follows. An uninterrupted run draws nothing from it.
+    """
+
+    def __init__(self) -> None:
+        # Both set when restored from a checkpoint, used once at the next epoch start, then forgotten.
+        self.resume_rng: str | None = None  # the start of the epoch the checkpoint was saved in
+        self.checkpoint_rng: str | None = None  # the moment it was saved (as in its rng_state.pth)
+        self.epoch_start_rng: str | None = None
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, train_dataloader: Any = None,
+                       **kwargs: Any) -> None:
+        if self.resume_rng is not None:
+            # Saved at an epoch's end, the next epoch starts from the checkpoint's own state (the Trainer restores
+            # it before the shuffle too); saved inside one, that epoch starts again from its recorded start.
+            inside = _inside_epoch(args, state, train_dataloader) or self.checkpoint_rng is None
+            torch.set_rng_state(_decode_rng(self.resume_rng if inside else self.checkpoint_rng))
+            self.resume_rng = self.checkpoint_rng = None
+        self.epoch_start_rng = _encode_rng(torch.get_rng_state())
+
+    def state(self) -> dict[str, Any]:
+        return {"args": {}, "attributes": {"resume_rng": self.epoch_start_rng,
+                                           "checkpoint_rng": _encode_rng(torch.get_rng_state())}}
+
+
+def _inside_epoch(args: Any, state: Any, train_dataloader: Any) -> bool:
+    """Whether the Trainer continues inside an epoch, by its own rule (steps done modulo update steps per epoch)."""
+    try:
+        batches = len(train_dataloader)
+    except TypeError:
+        return True
+    accumulation = args.gradient_accumulation_steps
+    per_epoch = max(batches // accumulation + int(batches % accumulation > 0), 1)
+    return state.global_step % per_epoch != 0
+
+
+def _encode_rng(rng: torch.Tensor) -> str:
+    return base64.b64encode(rng.numpy().tobytes()).decode()
+
+
+def _decode_rng(text: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(text)), dtype=torch.uint8)
+
+
 def check_resume_flags(argv: list[str]) -> None:
     """A resumed run keeps its saved settings: any other flag is an error, not silently ignored."""
     it = iter(argv)
     for arg in it:
         name = arg.split("=", 1)[0]
-        if name in RESUME_FLAGS:
+        if "--" + name[2:].replace("-", "_") in RESUME_FLAGS:  # argparse takes --runs-dir for --runs_dir too
             if "=" not in arg:
                 next(it, None)
         elif arg.startswith("-"):
@@ -62,10 +117,10 @@ def find_run(target: str, runs_dir: str | Path) -> Path:
     """The run directory to continue: a path, or `last` for the newest run under runs_dir that is not complete."""
     if target == "last":
         candidates = [p for p in runs.find_runs(runs_dir, complete_only=False)
-                      if runs.read_status(p) != runs.STATUS_COMPLETE]
+                      if runs.read_status(p) != runs.STATUS_COMPLETE and not runs.is_locked(p)]
         if not candidates:
-            raise UserError(f"no run to resume under {runs_dir}: there is none, or every one is complete "
-                            "(start a new run without --resume, or give --runs_dir)")
+            raise UserError(f"no run to resume under {runs_dir}: there is none, or every one is complete or still "
+                            "being trained (start a new run without --resume, or give --runs_dir)")
         return max(candidates, key=_started)
     path = Path(target)
     if not (path / "config.yaml").is_file() or not (path / "status").is_file():
@@ -74,6 +129,8 @@ def find_run(target: str, runs_dir: str | Path) -> Path:
     if runs.read_status(path) == runs.STATUS_COMPLETE:
         raise UserError(f"run {path} is complete: there is nothing to resume (to train it again, start a new run "
                         f"with --config {path / 'config.yaml'})")
+    if runs.is_locked(path):
+        raise UserError(f"run {path} is still being trained by another process: wait for it, or stop it first")
     return path
 
 
@@ -223,6 +280,10 @@ def resume_run(target: str, runs_dir: str | Path = "runs") -> dict[str, dict[str
     state = distributed_state()
     run_dir = Path(on_main_process(lambda: str(find_run(target, runs_dir))))
     cfg = config_from_dict(_read_config(run_dir))
+    launched, saved = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower(), cfg.train.mixed_precision
+    if launched not in ("no", saved):  # config.yaml's `no` means no here, not "whatever accelerate asks for"
+        raise UserError(f"run {run_dir} trains with mixed precision {saved}, but accelerate asks for {launched}: "
+                        f"resume it with accelerate launch --mixed_precision {saved}")
     resolve_mixed_precision(cfg.train)  # fp16 recorded on a GPU machine is refused here before anything loads
     spec = resolve(cfg.model.model)
     with state.main_process_first():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
 import os
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -90,6 +93,37 @@ def read_status(run_dir: str | Path) -> str | None:
         return (Path(run_dir) / "status").read_text().strip()
     except FileNotFoundError:
         return None
+
+
+class RunLocked(Exception):
+    """Another live process is training this run."""
+
+
+@contextmanager
+def run_lock(run_dir: str | Path) -> Iterator[None]:
+    """Held by the process that trains the run for as long as it runs. The OS drops it when that process ends, even
+    by SIGKILL, so a `running` status without the lock is a killed run, and one with it is alive."""
+    fd = os.open(Path(run_dir) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RunLocked(f"run {run_dir} is being trained by another process") from None
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def is_locked(run_dir: str | Path) -> bool:
+    try:
+        with run_lock(run_dir):
+            return False
+    except RunLocked:
+        return True
+    except OSError:  # no lock file can be made here (read-only): nobody can be training in it either
+        return False
 
 
 def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list[Path]:

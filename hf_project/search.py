@@ -273,9 +273,9 @@ def run_search(
 
 
 def _check_single_process() -> None:
-    from accelerate import PartialState
+    from hf_project.training import distributed_state
 
-    if PartialState().num_processes > 1:
+    if distributed_state().num_processes > 1:
         raise UserError("the search runs in one process: start it with python scripts/search.py, not accelerate launch")
 
 

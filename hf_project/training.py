@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import errno
 import logging
@@ -94,7 +95,9 @@ def training_arguments(
         eval_steps=t.eval_steps,
         save_strategy=t.eval_strategy,
         save_steps=t.eval_steps,
-        save_total_limit=1,
+        save_total_limit=1,  # with load_best_model_at_end, the best checkpoint and the latest one are kept
+        save_only_model=False,  # optimizer, scheduler and RNG states too: --resume continues exactly
+        restore_callback_states_from_checkpoint=True,  # early stopping's patience counter survives a resume
         load_best_model_at_end=True,
         metric_for_best_model=t.metric_for_best_model,
         greater_is_better=t.metric_for_best_model != "loss",
@@ -207,14 +210,17 @@ def run_one(
     # Every rank needs the same directory: the Trainer writes per-rank state into its checkpoints.
     run_dir = Path(on_main_process(lambda: str(given or _new_run_dir(cfg, data, spec))))
     try:
-        if is_main:
-            runs.set_status(run_dir, runs.STATUS_RUNNING)
-            write_run_inputs(run_dir, cfg, data)
-        metrics = train_and_test(cfg, spec, data, run_dir, is_main, checkpoint)
-        if is_main:
-            runs.set_status(run_dir, runs.STATUS_COMPLETE)  # last: a run killed before this never looks complete
-            logger.info("run complete: %s", run_dir)
+        with runs.run_lock(run_dir) if is_main else contextlib.nullcontext():  # tells a live run from a killed one
+            if is_main:
+                runs.set_status(run_dir, runs.STATUS_RUNNING)
+                write_run_inputs(run_dir, cfg, data)
+            metrics = train_and_test(cfg, spec, data, run_dir, is_main, checkpoint)
+            if is_main:
+                runs.set_status(run_dir, runs.STATUS_COMPLETE)  # last: a run killed before this never looks complete
+                logger.info("run complete: %s", run_dir)
         return metrics
+    except runs.RunLocked as err:
+        raise UserError(f"{err}: wait for it, or stop it first") from None
     except OSError as err:
         _mark_failed(run_dir, is_main)
         if err.errno in DISK_ERRNOS:
@@ -313,6 +319,7 @@ def build_trainer(
     if cfg.train.class_weights:
         weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
+    callbacks.append(resume.EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
     return ClassificationTrainer(
         model=model,
         model_init=model_init,
@@ -394,9 +401,10 @@ def write_results(
     runs.write_json(run_dir / "metrics.json", metrics)
     runs.write_json(run_dir / "manifest.json",
                     manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, resumed_from))
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model/ holds the selected one
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
     runs.copy_dir_atomic(model_dir, weights_dir)
+    # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
+    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model/ holds the selected one
     logger.info("validation %s %.4f (step %s); test accuracy %.4f, macro-F1 %.4f; weights in %s",
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
                 validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
