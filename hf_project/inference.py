@@ -28,7 +28,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from hf_project import runs
-from hf_project.errors import UserError
+from hf_project.errors import UserError, first_line
 from hf_project.modalities import audio, image
 from hf_project.models import load_model, modality_of
 
@@ -169,7 +169,7 @@ def open_image(x: Any) -> Image.Image:
         img = Image.open(source)
         img.load()
     except Exception as err:  # PIL raises many types for a broken file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise UserError(f"image file {describe(x)} cannot be decoded ({reason}): fix or remove it") from None
     if img.getexif().get(Image.ExifTags.Base.Orientation) is not None:
         img = ImageOps.exif_transpose(img)

@@ -29,7 +29,7 @@ from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
 from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
-from hf_project.metrics import classification_report, compute_metrics
+from hf_project.metrics import classification_report, compute_metrics, logits_of
 from hf_project.modalities import get_stage
 from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, resolve
@@ -371,7 +371,7 @@ def write_results(
     resumed_from: Path | None = None,
 ) -> dict[str, Any]:
     """Every result file of the run directory, then a copy of the model in weights/."""
-    probs = torch.softmax(torch.from_numpy(np.asarray(_logits(test.predictions), dtype=np.float32)), -1).numpy()
+    probs = torch.softmax(torch.from_numpy(logits_of(test.predictions).astype(np.float32)), -1).numpy()
     preds = probs.argmax(-1)
     refs = np.asarray(test.label_ids)
     report = classification_report(refs.tolist(), preds.tolist(), data.label_names)
@@ -409,10 +409,6 @@ def write_results(
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
                 validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
     return metrics
-
-
-def _logits(predictions: Any) -> Any:
-    return predictions[0] if isinstance(predictions, tuple) else predictions
 
 
 def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:

@@ -10,7 +10,7 @@ import datasets
 from datasets import DatasetDict
 
 from hf_project.data.builtin import BUILTIN_DATASETS, load_builtin
-from hf_project.errors import UserError
+from hf_project.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _load_files(files: dict[str, str]) -> DatasetDict:
         # Local files are read into memory: their content, not a cache path, defines the run.
         return datasets.load_dataset(suffixes.pop(), data_files=files, keep_in_memory=True)
     except Exception as err:  # datasets raises many types for a broken file
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         raise UserError(f"could not parse {', '.join(files.values())}: {message}") from None
 
 
@@ -90,7 +90,7 @@ def _load_folder(root: Path) -> DatasetDict:
     try:
         raw = datasets.load_dataset(builder, data_dir=str(root))
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         raise UserError(f"could not read {builder} {root}: {message}") from None
     return raw
 
@@ -121,7 +121,7 @@ def _load_hub(name: str, config: str | None) -> DatasetDict:
     try:
         loaded = datasets.load_dataset(name, config)
     except Exception as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        message = first_line(err)
         raise UserError(
             f"cannot load dataset {name!r} from the Hugging Face hub ({message}): check the name, run once with "
             "network access so it is cached, or pass local files with --train_file"

@@ -55,7 +55,7 @@ def load_metric(name: str) -> evaluate.EvaluationModule:
     return metric
 
 
-def _logits(predictions: Any) -> np.ndarray:
+def logits_of(predictions: Any) -> np.ndarray:
     # Trainer passes a tuple when the model returns extra outputs (hidden states, ...); logits come first.
     if isinstance(predictions, tuple | list):
         predictions = predictions[0]
@@ -64,7 +64,7 @@ def _logits(predictions: Any) -> np.ndarray:
 
 def _class_ids(predictions: Any) -> tuple[np.ndarray, int | None]:
     """Turn logits (N, K) into predicted ids, also returning K; 1-D input is taken as ids already."""
-    logits = _logits(predictions)
+    logits = logits_of(predictions)
     if logits.ndim == 1:
         # preprocess_logits_for_metrics may already have reduced logits to ids, so K is unknown here.
         return logits.astype(np.int64), None

@@ -24,7 +24,7 @@ from datasets import Dataset, DatasetDict
 from PIL import Image
 from tqdm.auto import tqdm
 
-from hf_project.errors import UserError
+from hf_project.errors import UserError, first_line
 from hf_project.models.registry import ModelSpec, hub_error
 
 if TYPE_CHECKING:
@@ -135,7 +135,7 @@ def check_image(value: dict[str, Any], where: str) -> None:
         with Image.open(io.BytesIO(value["bytes"]) if value.get("bytes") is not None else path) as img:
             img.verify()
     except Exception as err:  # PIL raises many types for a broken file
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         source = f"image file {path}" if path else where
         raise UserError(f"{source} cannot be decoded ({reason}): remove or replace it") from None
 

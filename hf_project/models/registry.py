@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_project.errors import UserError
+from hf_project.errors import UserError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def _safe(name: str) -> str:
 
 
 def hub_error(checkpoint: str, err: Exception) -> UserError:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    first = first_line(err)
     return UserError(
         f"cannot load model {checkpoint!r}: it is not a local model folder and the Hugging Face hub could not "
         f"provide it ({first[:160]}); pass a local model directory, or run once with network access so it is cached"
