@@ -18,7 +18,7 @@ from transformers import HfArgumentParser
 from hf_project.errors import UserError
 
 DEFAULT_SEED = 2023
-MIXED_PRECISIONS = ("no", "bf16", "fp16")
+MIXED_PRECISIONS = ("no", "bf16", "fp16")  # what a run records; `auto` resolves to one of them
 
 
 @dataclass
@@ -164,9 +164,10 @@ class TrainArguments:
                   "torch.use_deterministic_algorithms, deterministic cuDNN/cuBLAS); slower, for bit-exact GPU reruns."},
     )
     mixed_precision: str = field(
-        default="no",
-        metadata={"help": "no | bf16 | fp16 (fp16 needs a GPU; bf16 works on CPUs too). Left at no, the setting of "
-                  "`accelerate launch --mixed_precision X` or of the accelerate config file applies."},
+        default="auto",
+        metadata={"help": "auto | no | bf16 | fp16. auto: what `accelerate launch --mixed_precision X` or the "
+                  "accelerate config file sets, else bf16 on a GPU that supports it, fp16 on older GPUs, and no (fp32) "
+                  "on a CPU. bf16 works on CPUs too (fast only with avx512_bf16/AMX); fp16 needs a GPU."},
     )
 
     def __post_init__(self) -> None:
@@ -185,8 +186,8 @@ class TrainArguments:
             raise UserError("--lstm_num_train_epochs must be > 0")
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
-        if self.mixed_precision not in MIXED_PRECISIONS:
-            raise UserError(f"--mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.mixed_precision not in (*MIXED_PRECISIONS, "auto"):
+            raise UserError(f"--mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
 
 
     @property

@@ -26,6 +26,7 @@ import torch
 import yaml
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
+from transformers import DataCollatorWithPadding
 
 from hf_project import runs
 from hf_project.errors import UserError, first_line
@@ -100,8 +101,6 @@ class Predictor:
     def inputs_for(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Model inputs of one batch, built as the evaluation built them."""
         if self.modality == "text":
-            from transformers import DataCollatorWithPadding
-
             encoded = self.processor(list(batch), truncation=True, max_length=self.max_length)
             features = [{k: v[i] for k, v in encoded.items()} for i in range(len(batch))]
             return DataCollatorWithPadding(self.processor)(features)
@@ -109,16 +108,36 @@ class Predictor:
             return image.inputs_for([open_image(x) for x in batch], self.processor)
         return audio.inputs_for(list(batch), self.processor, self.max_duration_s)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def probabilities(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
-        """(N, classes) softmax probabilities, computed in batches; a bar appears past a few batches."""
+        """(N, classes) softmax probabilities, computed in batches; a bar appears past a few batches.
+
+        Texts are tokenised together and batched longest first, so a batch pads only to about its own length; the
+        rows come back in input order."""
         check_inputs(inputs, self.modality)
+        if self.modality == "text":
+            encoded = self.processor(list(inputs), truncation=True, max_length=self.max_length)
+            features = [{k: v[i] for k, v in encoded.items()} for i in range(len(inputs))]
+            order = np.argsort([-len(f["input_ids"]) for f in features], kind="stable")
+            collate = DataCollatorWithPadding(self.processor)
+
+            def make_inputs(batch: Sequence[int]) -> dict[str, torch.Tensor]:
+                return collate([features[i] for i in batch])
+
+            items: Sequence[Any] = order
+        else:
+            order, items, make_inputs = None, inputs, self.inputs_for
         out = []
         disable = progress is False or (progress is None and len(inputs) <= 4 * batch_size)
-        for batch in tqdm(list(batches(inputs, batch_size)), desc="predicting", unit="batch", disable=disable):
-            logits = self.model(**self.inputs_for(batch)).logits.float()
+        for batch in tqdm(list(batches(items, batch_size)), desc="predicting", unit="batch", disable=disable):
+            logits = self.model(**make_inputs(batch)).logits.float()
             out.append(torch.softmax(logits, -1).numpy())
-        return np.concatenate(out)
+        probs = np.concatenate(out)
+        if order is not None:
+            restored = np.empty_like(probs)
+            restored[order] = probs
+            probs = restored
+        return probs
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> list[Prediction]:
         """Label, score and every class probability for each input (texts, image or audio files)."""

@@ -22,7 +22,7 @@ from datasets import DatasetDict
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import PredictionOutput, TrainOutput
+from transformers.trainer_utils import EvalLoopOutput, PredictionOutput, TrainOutput
 
 from hf_project import plots, resume, runs
 from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
@@ -59,8 +59,23 @@ class ClassificationTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _get_eval_sampler(self, eval_dataset):
-        # group_by_length would reorder evaluation too; dataset order keeps predictions aligned with rows.
-        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+        # Text is evaluated longest first, so each batch pads to nearly its own length (sequential batches of random
+        # lengths pad almost every batch to max_length); evaluation_loop puts the predictions back in dataset order.
+        # Several processes keep transformers' default sharding.
+        if self.args.world_size > 1:
+            return None
+        order = length_order(eval_dataset)
+        self._eval_order = order
+        return SequentialSampler(eval_dataset) if order is None else order
+
+    def evaluation_loop(self, dataloader, *args, **kwargs) -> EvalLoopOutput:  # noqa: D102
+        order, self._eval_order = getattr(self, "_eval_order", None), None
+        output = super().evaluation_loop(dataloader, *args, **kwargs)
+        if order is None or output.num_samples != len(order):
+            return output
+        restore = np.argsort(order)  # row order[k] was predicted k-th
+        return output._replace(predictions=_take(output.predictions, restore),
+                               label_ids=_take(output.label_ids, restore))
 
     def _load_best_model(self) -> None:
         # transformers 5 renames some architectures' weights on load (AST, ViT: attention.attention.query ->
@@ -72,6 +87,23 @@ class ClassificationTrainer(Trainer):
         logger.info("restoring the best checkpoint %s", self.state.best_model_checkpoint)
         best = type(self.model).from_pretrained(self.state.best_model_checkpoint)
         self.model.load_state_dict(best.state_dict())
+
+
+def length_order(dataset: Any) -> list[int] | None:
+    """Row indices longest first (ties in row order) for tokenised text, None for other inputs."""
+    columns = getattr(dataset, "column_names", None) or []
+    if "input_ids" not in columns:
+        return None
+    lengths = dataset["length"] if "length" in columns else [len(x) for x in dataset["input_ids"]]
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+
+
+def _take(values: Any, index: np.ndarray) -> Any:
+    if values is None:
+        return None
+    if isinstance(values, tuple | list):
+        return type(values)(_take(v, index) for v in values)
+    return values[index]
 
 
 def training_arguments(
@@ -149,18 +181,32 @@ def on_main_process(fn: Callable[[], T]) -> T:
 
 
 def resolve_mixed_precision(t: TrainArguments) -> str:
-    """--mixed_precision, or when it is left at `no` what `accelerate launch` (flag or config file) asked for."""
+    """The precision to train in: --mixed_precision, or at `auto` (the default) what `accelerate launch` (flag or
+    config file) asked for, else the device's best: bf16 on a GPU that has it, fp16 on an older GPU, fp32 on a CPU."""
     launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
     if launched not in MIXED_PRECISIONS:
         raise UserError(f"accelerate's mixed precision {launched!r} is not supported here: use no, bf16 or fp16")
-    if t.mixed_precision != "no" and launched not in ("no", t.mixed_precision):
+    if t.mixed_precision != "auto" and launched not in ("no", t.mixed_precision):
         raise UserError(f"--mixed_precision {t.mixed_precision} contradicts accelerate's mixed precision {launched} "
                         "(accelerate launch --mixed_precision or its config file): give only one of them")
-    precision = t.mixed_precision if t.mixed_precision != "no" else launched
+    if t.mixed_precision != "auto":
+        precision = t.mixed_precision
+    elif launched != "no":
+        precision = launched
+    else:
+        precision = device_default_precision()
     if precision == "fp16" and use_cpu():
         raise UserError("mixed precision fp16 needs a GPU and there is none here: use --mixed_precision bf16 (or no) "
                         "on a CPU")
     return precision
+
+
+def device_default_precision() -> str:
+    """Mixed precision on by default where the device runs it fast: bf16 on a GPU that has it, fp16 on older GPUs.
+    CPUs train in fp32 unless asked: only some have bf16 instructions, and emulated bf16 is slower than fp32."""
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:

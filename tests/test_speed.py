@@ -1,0 +1,140 @@
+"""The speed paths keep the results: length-sorted evaluation and inference, the default precision, the benchmark."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import EvalLoopOutput
+
+from hf_project import training
+from hf_project.config import DataArguments, parse_args
+from hf_project.data import prepare_data
+from hf_project.errors import UserError
+from hf_project.inference import Predictor
+from hf_project.modalities import text
+from hf_project.models import build_model
+from hf_project.models.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_bert_trainer(fortunes_csv: Path, tiny_bert: Path, tmp_path: Path, cls: type = training.ClassificationTrainer):
+    cfg = parse_args(["--dataset", str(fortunes_csv), "--model", str(tiny_bert), "--per_device_eval_batch_size", "8",
+                      "--max_length", "64", "--cache_dir", str(tmp_path / "cache"), "--runs_dir", str(tmp_path)])
+    data = prepare_data(cfg.data, cfg.data.split_seed)
+    spec = resolve(str(tiny_bert))
+    tokenizer = text.load_processor(spec, data, cfg)
+    prepared = text.prepare(data, tokenizer, cfg)
+    args = training.training_arguments(cfg, spec, tmp_path / "ckpt", text.TRAINER_OPTIONS)
+    torch.manual_seed(0)
+    model = build_model(spec, data.label_names, "text", text.lstm_inputs(tokenizer, cfg), cfg.model)
+    padded = []
+
+    def collate(features):
+        batch = text.collator(tokenizer)(features)
+        padded.append(batch["input_ids"].shape)
+        return batch
+
+    trainer = cls(model=model, args=args, train_dataset=prepared["train"], eval_dataset=prepared["validation"],
+                  data_collator=collate)
+    return trainer, prepared, padded
+
+
+def test_evaluation_runs_longest_first_and_returns_rows_in_dataset_order(fortunes_csv, tiny_bert, tmp_path):
+    ours, prepared, padded = tiny_bert_trainer(fortunes_csv, tiny_bert, tmp_path)
+    test = prepared["test"]
+    got = ours.predict(test)
+    widths = [shape[1] for shape in padded]
+    assert widths == sorted(widths, reverse=True) and len(widths) > 2  # batches from longest to shortest
+
+    class Sequential(Trainer):  # the plain Trainer evaluates in dataset order
+        def _get_eval_sampler(self, eval_dataset):
+            return torch.utils.data.SequentialSampler(eval_dataset)
+
+    plain, _, plain_padded = tiny_bert_trainer(fortunes_csv, tiny_bert, tmp_path, cls=Sequential)
+    expected = plain.predict(test)
+    assert sum(b * w for b, w in padded) < sum(b * w for b, w in plain_padded)  # less padding
+    np.testing.assert_array_equal(got.label_ids, np.asarray(test["label"]))
+    np.testing.assert_allclose(got.predictions, expected.predictions, atol=1e-5)
+    assert got.metrics["test_loss"] == pytest.approx(expected.metrics["test_loss"], abs=1e-5)
+
+
+def test_reordering_restores_nested_predictions():
+    order = [2, 0, 1]
+    output = EvalLoopOutput(predictions=(np.array([[2.0], [0.0], [1.0]]), np.array([20, 0, 10])),
+                            label_ids=np.array([2, 0, 1]), metrics={}, num_samples=3)
+    restore = np.argsort(order)
+    restored = output._replace(predictions=training._take(output.predictions, restore),
+                               label_ids=training._take(output.label_ids, restore))
+    np.testing.assert_array_equal(restored.predictions[0].ravel(), [0.0, 1.0, 2.0])
+    np.testing.assert_array_equal(restored.predictions[1], [0, 10, 20])
+    np.testing.assert_array_equal(restored.label_ids, [0, 1, 2])
+
+
+def test_length_order_is_longest_first_and_stable():
+    from datasets import Dataset
+
+    ds = Dataset.from_dict({"input_ids": [[1], [1, 2, 3], [1, 2], [4, 5, 6]], "length": [1, 3, 2, 3]})
+    assert training.length_order(ds) == [1, 3, 2, 0]
+    assert training.length_order(Dataset.from_dict({"pixel_values": [[0.0]]})) is None
+
+
+def test_predictor_sorts_texts_by_length_but_answers_in_input_order(fortunes_csv, tiny_bert):
+    data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
+    spec = resolve(str(tiny_bert))
+    cfg = parse_args(["--max_length", "64"])
+    tokenizer = text.load_processor(spec, data, cfg)
+    torch.manual_seed(0)
+    model = build_model(spec, data.label_names, "text", {}, cfg.model).eval()
+    predictor = Predictor(model, tokenizer, "text", tiny_bert, max_length=64)
+    texts = list(data.splits["test"]["text"][:23])
+    one_by_one = np.concatenate([predictor.probabilities([t], batch_size=1) for t in texts])
+    batched = predictor.probabilities(texts, batch_size=4)
+    np.testing.assert_allclose(batched, one_by_one, atol=1e-5)
+    assert len({len(t) for t in texts}) > 5  # the texts really differ in length
+
+
+@pytest.mark.parametrize(("cuda", "bf16", "expected"), [(False, False, "no"), (True, True, "bf16"),
+                                                        (True, False, "fp16")])
+def test_auto_precision_is_mixed_on_gpus_only(monkeypatch, cuda, bf16, expected):
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
+    monkeypatch.setattr(training, "use_cpu", lambda: not cuda)
+    t = parse_args([]).train
+    assert t.mixed_precision == "auto"
+    assert training.resolve_mixed_precision(t) == expected
+    assert training.resolve_mixed_precision(parse_args(["--mixed_precision", "no"]).train) == "no"  # asked: fp32
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # `accelerate launch --mixed_precision bf16`
+    assert training.resolve_mixed_precision(t) == "bf16"
+    with pytest.raises(UserError, match="contradicts"):
+        training.resolve_mixed_precision(parse_args(["--mixed_precision", "no"]).train)
+
+
+def test_benchmark_script_runs_on_tiny_settings(tmp_path):
+    """Only that it runs and reports every figure: benchmarks are not tests, and no timing is asserted."""
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--tiny", "--threads", "1",
+                           "--cases", "minilm,lstm,image,audio", "--output", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert {r["case"] for r in report["rows"]} == {"minilm", "lstm", "image", "audio"}
+    for row in report["rows"]:
+        for key in ("ours_train_samples_per_s", "ref_train_samples_per_s", "ours_time_to_first_step_s",
+                    "ours_eval_samples_per_s", "ours_peak_rss_mb", "ours_val_macro_f1", "ref_val_macro_f1",
+                    "inference_samples_per_s"):
+            assert row[key] is not None and row[key] >= 0, (row["case"], key)
+    text_rows = [r for r in report["rows"] if r["case"] in ("minilm", "lstm")]
+    assert all(r["second_run_tokenised"] is False for r in text_rows)  # the second run read the cache
+    first_runs = [r for r in report["results"] if r["case"] in ("minilm", "lstm") and r["impl"] == "ours"
+                  and r["precision"] == "no" and r["run"] == 1]
+    assert first_runs and all(r["tokenised"] is True for r in first_runs)
+    assert "| minilm | fp32 |" in proc.stdout and report["machine"]["cores"] >= 1
