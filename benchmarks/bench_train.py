@@ -102,6 +102,7 @@ def experiment_values(job: dict[str, Any]) -> dict[str, Any]:
         "max_train_samples": job.get("max_train_samples"), "cache_dir": job["cache_dir"],
         "runs_dir": str(Path(job["workdir"]) / "runs"), "weights_dir": str(Path(job["workdir"]) / "weights"),
         "mixed_precision": job["precision"], "logging_steps": 50, "max_steps": job.get("max_steps", -1),
+        "batching": job.get("batching", "split"),
     }
     if job["case"] == "image":
         values.update(random_resized_crop=True, crop_scale_min=0.08)  # the image example's RandomResizedCrop
@@ -363,7 +364,7 @@ def child(job: dict[str, Any]) -> None:
 
     torch.set_num_threads(job.get("threads") or torch.get_num_threads())
     out: dict[str, Any] = {"case": job["case"], "impl": job["impl"], "precision": job["precision"],
-                           "run": job.get("run", 1)}
+                           "run": job.get("run", 1), "batching": job.get("batching", "split")}
     (run_ours if job["impl"] == "ours" else run_reference)(job, out)
     out["peak_rss_mb"] = round(peak_rss_mb(), 1)
     print("RESULT " + json.dumps(out), flush=True)
@@ -507,6 +508,8 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
         jobs.append({**base, "impl": "reference", "precision": "no"})
         for precision in precisions if case == "minilm" else ["no"]:
             jobs.append({**base, "impl": "ours", "precision": precision, "inference": precision == "no"})
+        if case in TEXT_CASES:  # other --batching choices, for comparison
+            jobs += [{**base, "impl": "ours", "precision": "no", "batching": b} for b in opts.other_batching]
         if case in TEXT_CASES:  # the same data again: the tokenisation cache must make it skip tokenising
             jobs.append({**base, "impl": "ours", "precision": "no", "run": 2, "max_steps": 1})
     return jobs
@@ -521,8 +524,8 @@ def bf16_available() -> bool:
 
 
 def run_job(job: dict[str, Any], workdir: Path, log) -> dict[str, Any]:
-    job = {**job, "workdir": str(workdir / f"{job['case']}-{job['impl']}-{job['precision']}-{job.get('run', 1)}")}
-    label = f"{job['case']} {job['impl']} {job['precision']} run {job.get('run', 1)}"
+    label = f"{job['case']} {job['impl']} {job['precision']} {job.get('batching', 'split')} run {job.get('run', 1)}"
+    job = {**job, "workdir": str(workdir / label.replace(" ", "-"))}
     print(f"[bench] {label} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
@@ -551,8 +554,12 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in results:
         if r["impl"] != "ours" or r["run"] != 1:
             continue
-        ref = next(x for x in results if x["case"] == r["case"] and x["impl"] == "reference")
-        second = next((x for x in results if x["case"] == r["case"] and x["run"] == 2), None)
+        if r["batching"] != "split":
+            r = {**r, "case": f"{r['case']} ({r['batching']})"}
+        case = r["case"].split(" ")[0]
+        ref = next(x for x in results if x["case"] == case and x["impl"] == "reference")
+        second = (next((x for x in results if x["case"] == case and x["run"] == 2), None)
+                  if r["batching"] == "split" and r["precision"] == "no" else None)
         row = {"case": r["case"], "precision": r["precision"]}
         for key in ("train_samples_per_s", "eval_samples_per_s", "time_to_first_step_s", "peak_rss_mb",
                     "val_macro_f1", "val_accuracy"):
@@ -629,6 +636,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per job (default: torch's)")
+    parser.add_argument("--other_batching", type=lambda s: [b for b in s.split(",") if b], default=[],
+                        help="also measure ours with these --batching choices (group, pad)")
     parser.add_argument("--tiny", action="store_true", help="tiny models and data: checks that the script runs")
     parser.add_argument("--output", default=None, help="results JSON (default benchmarks/results/<date>.json)")
     parser.add_argument("--child", help=argparse.SUPPRESS)

@@ -163,6 +163,13 @@ class TrainArguments:
         metadata={"help": "Deterministic algorithms end to end (transformers' enable_full_determinism: "
                   "torch.use_deterministic_algorithms, deterministic cuDNN/cuBLAS); slower, for bit-exact GPU reruns."},
     )
+    batching: str = field(
+        default="split",
+        metadata={"help": "Text batches. split: random batches, each padded as length-sorted micro-batches on a CPU "
+                  "(the same gradient, less padding; on a GPU one padded batch). group: transformers' "
+                  "group_by_length (texts of similar length together: fast, but not random when length goes with "
+                  "the class). pad: random batches padded to their longest text."},
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "auto | no | bf16 | fp16. auto: what `accelerate launch --mixed_precision X` or the "
@@ -186,6 +193,8 @@ class TrainArguments:
             raise UserError("--lstm_num_train_epochs must be > 0")
         if self.num_train_epochs <= 0 and self.max_steps <= 0:
             raise UserError("--num_train_epochs must be > 0 (or set --max_steps)")
+        if self.batching not in ("split", "group", "pad"):
+            raise UserError(f"--batching must be split, group or pad, got {self.batching!r}")
         if self.mixed_precision not in (*MIXED_PRECISIONS, "auto"):
             raise UserError(f"--mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
 

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from datasets import DatasetDict
 from torch.utils.data import SequentialSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
+from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import EvalLoopOutput, PredictionOutput, TrainOutput
 
@@ -31,6 +32,7 @@ from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
 from hf_project.metrics import classification_report, compute_metrics, logits_of
 from hf_project.modalities import get_stage
+from hf_project.modalities.text import MicroBatchCollator
 from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, resolve
 
@@ -46,16 +48,23 @@ class ClassificationTrainer(Trainer):
     def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
-        if class_weights is not None:
+        if class_weights is not None or isinstance(self.data_collator, MicroBatchCollator):
             self.loss_is_scaled_for_ga = False  # a per-batch mean, like the default loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        if self.class_weights is None:
+        if self.class_weights is None and "micro_batches" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         labels = inputs.pop("labels")
-        outputs = model(**inputs)
-        logits = outputs.logits
-        loss = F.cross_entropy(logits, labels, weight=self.class_weights.to(logits.device, logits.dtype))
+        if "micro_batches" in inputs:  # text.MicroBatchCollator: one batch padded as several length-sorted blocks
+            logits = torch.cat([model(**block).logits for block in inputs["micro_batches"]])
+            logits = logits[torch.argsort(inputs["micro_order"])]  # back to batch order, matching the labels
+            outputs = SequenceClassifierOutput(logits=logits)
+        else:
+            outputs = model(**inputs)
+            logits = outputs.logits
+        weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
+        # The batch mean, as the models' own loss takes it: the gradient of the unsplit batch.
+        loss = F.cross_entropy(logits, labels, weight=weight)
         return (loss, outputs) if return_outputs else loss
 
     def _get_eval_sampler(self, eval_dataset):
@@ -137,6 +146,8 @@ def training_arguments(
         logging_steps=t.logging_steps,
         logging_first_step=True,
         dataloader_num_workers=t.dataloader_num_workers,
+        train_sampling_strategy="group_by_length" if t.batching == "group" and "length_column_name" in stage_options
+        else "random",
         full_determinism=t.full_determinism,
         use_cpu=use_cpu(),
         bf16=precision == "bf16",
@@ -366,6 +377,11 @@ def build_trainer(
         weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
     callbacks.append(resume.EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
+    collator = stage.collator(processor)
+    if cfg.train.batching == "split" and data.modality == "text" and use_cpu() and args.world_size <= 1:
+        # On a GPU one more forward pass costs more than the padding it saves, and several processes (DDP) expect
+        # one forward pass per backward: there, a batch pads to its longest text.
+        collator = MicroBatchCollator(collator)
     return ClassificationTrainer(
         model=model,
         model_init=model_init,
@@ -373,7 +389,7 @@ def build_trainer(
         train_dataset=prepared["train"],
         eval_dataset=prepared["validation"],
         processing_class=processor if hasattr(processor, "save_pretrained") else None,
-        data_collator=stage.collator(processor),
+        data_collator=collator,
         compute_metrics=compute_metrics,
         callbacks=callbacks,
         class_weights=weights,

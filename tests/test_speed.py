@@ -138,3 +138,59 @@ def test_benchmark_script_runs_on_tiny_settings(tmp_path):
                   and r["precision"] == "no" and r["run"] == 1]
     assert first_runs and all(r["tokenised"] is True for r in first_runs)
     assert "| minilm | fp32 |" in proc.stdout and report["machine"]["cores"] >= 1
+
+
+def test_split_points_cut_only_where_padding_outweighs_a_pass():
+    assert text.split_points([20] * 8, overhead=128) == [0, 8]  # equal lengths: nothing to save
+    assert text.split_points([128, 128, 10, 10, 10, 10, 10, 10], overhead=0) == [0, 2, 8]
+    assert text.split_points([128, 128, 10, 10, 10, 10, 10, 10], overhead=1e9) == [0, 8]
+    cuts = text.split_points(sorted([5, 90, 12, 40, 7, 128, 33, 64, 18, 9], reverse=True), overhead=64)
+    assert cuts[0] == 0 and cuts[-1] == 10 and cuts == sorted(set(cuts))
+
+
+def test_micro_batches_give_the_gradient_of_the_whole_batch(fortunes_csv, tiny_bert, tmp_path):
+    trainer, prepared, _ = tiny_bert_trainer(fortunes_csv, tiny_bert, tmp_path)
+    model = trainer.model.eval()  # no dropout: the two paths must agree to rounding
+    rows = prepared["train"].remove_columns([c for c in prepared["train"].column_names
+                                             if c not in ("input_ids", "attention_mask", "token_type_ids", "label")])
+    features = [rows[i] for i in range(24)]
+    assert len({len(f["input_ids"]) for f in features}) > 5
+    tokenizer = trainer.processing_class or text.load_processor(resolve(str(tiny_bert)), None, parse_args([]))
+    whole = text.collator(tokenizer)(features)
+    split = text.MicroBatchCollator(text.collator(tokenizer), overhead=0)(features)
+    assert len(split["micro_batches"]) > 1 and split["labels"].tolist() == whole["labels"].tolist()
+    assert sum(b["input_ids"].numel() for b in split["micro_batches"]) < whole["input_ids"].numel()
+
+    def loss_and_grads(inputs):
+        model.zero_grad()
+        loss, outputs = trainer.compute_loss(model, dict(inputs), return_outputs=True)
+        loss.backward()
+        return loss.item(), outputs.logits.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    loss_a, logits_a, grads_a = loss_and_grads(whole)
+    loss_b, logits_b, grads_b = loss_and_grads(split)
+    assert loss_b == pytest.approx(loss_a, abs=1e-5)
+    torch.testing.assert_close(logits_b, logits_a, atol=1e-5, rtol=1e-4)  # in batch order
+    assert len(grads_a) == len(grads_b)
+    for a, b in zip(grads_a, grads_b, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize(("batching", "micro", "sampling"), [("split", True, "random"), ("pad", False, "random"),
+                                                             ("group", False, "group_by_length")])
+def test_batching_option_chooses_collator_and_sampler(fortunes_csv, tiny_bert, tmp_path, batching, micro, sampling):
+    cfg = parse_args(["--dataset", str(fortunes_csv), "--model", str(tiny_bert), "--batching", batching,
+                      "--cache_dir", str(tmp_path / "cache")])
+    data = prepare_data(cfg.data, cfg.data.split_seed)
+    spec = resolve(str(tiny_bert))
+    tokenizer = text.load_processor(spec, data, cfg)
+    args = training.training_arguments(cfg, spec, tmp_path / "ckpt", text.TRAINER_OPTIONS)
+    model = build_model(spec, data.label_names, "text", {}, cfg.model)
+    trainer = training.build_trainer(cfg, data, text, tokenizer, args, text.prepare(data, tokenizer, cfg), model=model)
+    assert isinstance(trainer.data_collator, text.MicroBatchCollator) == micro
+    assert str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)) == sampling
+
+
+def test_unknown_batching_is_refused():
+    with pytest.raises(UserError, match="--batching must be split, group or pad"):
+        parse_args(["--batching", "sorted"])

@@ -8,9 +8,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import torch
 from datasets import DatasetDict, load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
 
@@ -80,7 +82,63 @@ def tokenize(
     return load_from_disk(str(target))
 
 
-TRAINER_OPTIONS = {"train_sampling_strategy": "group_by_length", "length_column_name": "length"}
+TRAINER_OPTIONS = {"length_column_name": "length"}  # --batching group turns on transformers' group_by_length
+
+# Cost of one forward+backward over a padded (n, L) block, in token units: n*L*(1 + L/ATTENTION_TOKENS) for the
+# layers and attention, plus a fixed MICRO_BATCH_OVERHEAD per block (op dispatch, the dense embedding gradient).
+# Measured for MiniLM-L6 on 2 CPU cores: ~0.5 ms per token and ~55 ms per block (benchmarks/BENCHMARKS.md).
+ATTENTION_TOKENS = 256
+MICRO_BATCH_OVERHEAD = 128
+
+
+class MicroBatchCollator:
+    """Keeps the batch the sampler drew, but pads it as length-sorted micro-batches.
+
+    A random batch of texts pads every row to its longest one, and most of the compute goes into padding. Here the
+    rows are sorted by length and cut where the padding saved outweighs the fixed cost of one more forward pass (a
+    small dynamic programme over the cost model above). ClassificationTrainer.compute_loss runs the micro-batches,
+    puts the logits back in batch order and takes the loss over the whole batch, so the gradient is the one of the
+    unsplit batch: only the padding (which attention masks anyway) is gone. Unlike transformers' group_by_length,
+    which batches texts of similar length together, the batches stay random: text length often goes with the class.
+    """
+
+    def __init__(self, pad: Callable[[list[dict]], dict], overhead: float = MICRO_BATCH_OVERHEAD) -> None:
+        self.pad, self.overhead = pad, overhead
+
+    def __call__(self, features: list[dict]) -> dict[str, Any]:
+        lengths = [len(f["input_ids"]) for f in features]
+        order = sorted(range(len(features)), key=lambda i: -lengths[i])
+        cuts = split_points([lengths[i] for i in order], self.overhead)
+        if len(cuts) <= 2:
+            return self.pad(features)
+        micro = []
+        for start, stop in zip(cuts, cuts[1:], strict=False):
+            block = self.pad([features[i] for i in order[start:stop]])
+            block.pop("labels", None)
+            micro.append(dict(block))
+        labels = [f["labels"] if "labels" in f else f["label"] for f in features]
+        return {"micro_batches": micro, "micro_order": torch.tensor(order), "labels": torch.tensor(labels)}
+
+
+def block_cost(n: int, length: int, overhead: float) -> float:
+    return n * length * (1 + length / ATTENTION_TOKENS) + overhead
+
+
+def split_points(sorted_lengths: list[int], overhead: float) -> list[int]:
+    """Cut positions [0, ..., n] of lengths sorted longest first into blocks of least total cost."""
+    n = len(sorted_lengths)
+    best, nxt = [0.0] * (n + 1), [n] * (n + 1)
+    for i in range(n - 1, -1, -1):
+        best[i] = float("inf")
+        for j in range(n, i, -1):  # block i..j-1 pads to sorted_lengths[i]; on a tie the larger block wins
+            cost = best[j] + block_cost(j - i, sorted_lengths[i], overhead)
+            if cost < best[i]:
+                best[i], nxt[i] = cost, j
+    cuts, i = [0], 0
+    while i < n:
+        i = nxt[i]
+        cuts.append(i)
+    return cuts
 
 
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
