@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow test-all lint setup system-deps clean-runs paper submission
+.PHONY: demo test test-slow test-all lint setup system-deps clean-runs paper submission video bench
 
 demo: setup
 	$(PY) scripts/finetune.py --config configs/demo.yaml
@@ -34,13 +34,21 @@ paper: setup
 submission: paper
 	$(PY) scripts/package_submission.py
 
+# presentation/presentation.mp4 from the complete runs (ffmpeg + espeak-ng; system-deps installs them)
+video: setup
+	$(PY) scripts/make_video.py
+
+# BENCHMARKS.md's measurements: ours vs the plain HF recipe (about 40 minutes on 2 CPU cores)
+bench: setup
+	$(PY) benchmarks/bench_train.py --other_batching group
+
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-system-deps:  # fortunes (the builtin dataset), LaTeX + poppler-utils (the paper)
+system-deps:  # fortunes (the builtin dataset), LaTeX + poppler-utils (the paper), ffmpeg + espeak-ng (the video)
 	@bash scripts/setup_system.sh
 
 clean-runs:

@@ -3,9 +3,11 @@
 #  - Debian's `fortunes` + `fortunes-min`: the builtin offline dataset (required: fails without them).
 #  - the LaTeX toolchain and poppler-utils: scripts/build_paper.py and its tests (pdflatex, bibtex, pdfinfo,
 #    pdftotext); only the paper needs them, so without root they are a warning, not a failure.
+#  - ffmpeg and espeak-ng: scripts/make_video.py and its tests (encoding, ffprobe, speech); a warning without root.
 set -euo pipefail
 REQUIRED=(fortunes fortunes-min)
 PAPER=(texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils)
+VIDEO=(ffmpeg espeak-ng)
 
 missing_of() {
   local pkg
@@ -15,7 +17,8 @@ missing_of() {
 }
 mapfile -t missing_required < <(missing_of "${REQUIRED[@]}")
 mapfile -t missing_paper < <(missing_of "${PAPER[@]}")
-missing=("${missing_required[@]}" "${missing_paper[@]}")
+mapfile -t missing_video < <(missing_of "${VIDEO[@]}")
+missing=("${missing_required[@]}" "${missing_paper[@]}" "${missing_video[@]}")
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
   echo "installing Debian packages: ${missing[*]}"
@@ -27,6 +30,10 @@ fi
 if [ ${#missing_paper[@]} -gt 0 ]; then
   echo "warning: building the paper (scripts/build_paper.py, tests/test_paper.py) needs the Debian packages" \
     "${missing_paper[*]}: run \`sudo apt-get install -y ${missing_paper[*]}\`" >&2
+fi
+if [ ${#missing_video[@]} -gt 0 ]; then
+  echo "warning: the presentation video (scripts/make_video.py, tests/test_video.py) needs the Debian packages" \
+    "${missing_video[*]}: run \`sudo apt-get install -y ${missing_video[*]}\`" >&2
 fi
 if [ ${#missing_required[@]} -gt 0 ]; then
   echo "error: the builtin fortunes dataset needs the Debian packages ${missing_required[*]}: run \`sudo apt-get install -y ${missing_required[*]}\`" >&2

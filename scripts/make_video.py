@@ -1,0 +1,33 @@
+#!/usr/bin/env python
+"""Draft the presentation video from the complete runs: slides, narration (espeak-ng), H.264 + AAC MP4.
+
+    python scripts/make_video.py                                          # runs/ -> presentation/presentation.mp4
+    python scripts/make_video.py --runs runs/fortunes --face webcam.mp4   # with the presenter in a corner
+    python scripts/make_video.py --script presentation/presentation.narration.txt   # after editing the narration
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hf_project import cli  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> Path:
+    from transformers import HfArgumentParser
+
+    from hf_project.video import VideoArguments, make_video
+
+    parser = HfArgumentParser(VideoArguments, description=__doc__.splitlines()[0], allow_abbrev=False)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    path = make_video(args)
+    print(f"video: {path}")
+    print(f"narration: {path.with_suffix('.narration.txt')} (edit it, then render again with --script)")
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run(main))

@@ -1,0 +1,135 @@
+"""scripts/make_video.py: an H.264 + AAC MP4 drafted from runs of tiny models, the face overlay, and bad input."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import REPO_ROOT
+from test_cli import TINY
+
+from hf_project import cli, video
+from hf_project.config import parse_args
+from hf_project.training import run_experiment
+
+pytestmark = pytest.mark.skipif(not all(shutil.which(t) for t in ("ffmpeg", "ffprobe", "espeak-ng")),
+                                reason="needs ffmpeg and espeak-ng (make setup installs them as root)")
+
+SIZE = ["--width", "640", "--height", "360"]
+SHORT = ["--max_words_per_slide", "9", "--words_per_minute", "230"]
+
+
+@pytest.fixture(scope="module")
+def runs_dir(fortunes_csv, tiny_bert, tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("video-runs")
+    run_experiment(parse_args(["--dataset", str(fortunes_csv), "--model", f"{tiny_bert},lstm", *TINY,
+                               "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights")]))
+    return root / "runs"
+
+
+def make(argv: list[str]) -> int:
+    """scripts/make_video.py as a user runs it: 0, or 1 with a one-line error."""
+    spec = importlib.util.spec_from_file_location("make_video_script", REPO_ROOT / "scripts" / "make_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return cli.run(lambda: module.main(argv))
+
+
+def frame(path: Path, seconds: float, width: int = 640, height: int = 360) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-ss", f"{seconds:.3f}", "-i", str(path), "-frames:v", "1",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    return np.frombuffer(raw, np.uint8).reshape(height, width, 3).astype(np.float32)
+
+
+def test_video_from_runs(runs_dir, tmp_path):
+    out = tmp_path / "talk" / "talk.mp4"
+    assert make(["--runs", str(runs_dir), "--output", str(out), *SIZE, *SHORT]) == 0
+    info = video.probe(out)
+    assert "mp4" in info["format"]["format_name"]
+    codecs = {s["codec_type"]: s["codec_name"] for s in info["streams"]}
+    assert codecs == {"video": "h264", "audio": "aac"}
+    duration = float(info["format"]["duration"])
+    timeline = json.loads(out.with_suffix(".timeline.json").read_text())
+    assert 0 < duration <= 300 and duration == pytest.approx(timeline["seconds"], abs=0.5)
+    slides = timeline["slides"]
+    assert [s["slide"] for s in slides] == list(video.SLIDES)
+    frames = [frame(out, (s["start"] + s["end"]) / 2) for s in slides]
+    for a, b, s in zip(frames, frames[1:], slides[1:], strict=False):
+        assert np.abs(a - b).mean() > 1.0, f"slide {s['slide']} looks like the one before it"
+    # The narration is drafted from the runs' numbers and saved for editing.
+    narration = out.with_suffix(".narration.txt").read_text()
+    assert "[results]" in narration and "lstm" in narration
+    assert not list(out.parent.glob(".*tmp*"))  # no half-written file left beside the video
+
+
+def test_full_narration_fits_five_minutes(runs_dir):
+    ctx = video.collect_runs([str(runs_dir)], None)
+    slides = video.draft_slides(ctx)
+    words = sum(len(s.narration.split()) for s in slides)
+    assert 100 < words < 160 * 5 * 0.9  # at 160 words a minute, under 4.5 minutes of speech
+    results = next(s for s in slides if s.key == "results").narration
+    best = max(ctx.rows, key=lambda r: r["test_macro_f1_mean"])
+    assert best["model"] in results and f"{best['test_macro_f1_mean']:.2f}" in results  # the runs' own number
+
+
+def test_face_in_the_corner_for_the_whole_video(runs_dir, tmp_path):
+    face = tmp_path / "face.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=0xE01010:s=160x120:d=1.5", "-c:v",
+                    "libx264", "-pix_fmt", "yuv420p", str(face)], check=True)
+    out = tmp_path / "face-talk.mp4"
+    assert make(["--runs", str(runs_dir), "--output", str(out), "--face", str(face), *SIZE, *SHORT]) == 0
+    timeline = json.loads(out.with_suffix(".timeline.json").read_text())
+    margin = max(8, 640 // 50)
+    x, y = 640 - 160 - margin, 360 - 120 - margin  # scaled to a quarter of the width: 160x120
+    for t in (0.5, timeline["seconds"] - 1.0):  # the 1.5 s clip loops to the end
+        image = frame(out, t)
+        corner = image[y + 10 : y + 110, x + 10 : x + 150].reshape(-1, 3).mean(0)
+        np.testing.assert_allclose(corner, [224, 16, 16], atol=30)
+        outside = image[y + 10 : y + 110, 20:160].reshape(-1, 3).mean(0)
+        assert np.abs(outside - corner).max() > 60
+
+
+def test_edited_narration_is_spoken_and_never_overwritten(runs_dir, tmp_path, capsys):
+    out = tmp_path / "v.mp4"
+    assert make(["--runs", str(runs_dir), "--output", str(out), *SIZE, *SHORT]) == 0
+    script = out.with_suffix(".narration.txt")
+    before = json.loads(out.with_suffix(".timeline.json").read_text())
+    text = script.read_text()
+    edited = text.replace(next(s["narration"] for s in before["slides"] if s["slide"] == "title"),
+                          "Hello and welcome to a much longer introduction than the drafted one, spoken slowly.")
+    script.write_text(edited)
+    assert make(["--runs", str(runs_dir), "--output", str(out), *SIZE, *SHORT]) == 1  # would lose the edits
+    assert "has your edits" in capsys.readouterr().err and script.read_text() == edited
+    assert make(["--runs", str(runs_dir), "--output", str(out), "--script", str(script), *SIZE, *SHORT]) == 0
+    after = json.loads(out.with_suffix(".timeline.json").read_text())
+    title = after["slides"][0]
+    assert title["narration"].startswith("Hello and welcome to a much longer introduction")
+    assert title["end"] - title["start"] > before["slides"][0]["end"] - before["slides"][0]["start"]
+
+
+def one_line_error(argv: list[str], capsys) -> str:
+    assert make(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ")
+    return err[0]
+
+
+def test_bad_input_is_one_line_and_writes_nothing(runs_dir, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "bad" / "v.mp4"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "no complete runs" in one_line_error(["--runs", str(empty), "--output", str(out)], capsys)
+    broken = tmp_path / "face.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42 this is not a video" * 20)
+    message = one_line_error(["--runs", str(runs_dir), "--output", str(out), "--face", str(broken)], capsys)
+    assert f"face recording {broken} does not decode" in message
+    real_which = shutil.which
+    monkeypatch.setattr(video.shutil, "which", lambda tool: None if tool == "espeak-ng" else real_which(tool))
+    message = one_line_error(["--runs", str(runs_dir), "--output", str(out)], capsys)
+    assert "espeak-ng not found" in message and "apt-get install -y espeak-ng" in message
+    assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
