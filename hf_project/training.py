@@ -378,9 +378,11 @@ def build_trainer(
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
     callbacks.append(resume.EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
     collator = stage.collator(processor)
-    if cfg.train.batching == "split" and data.modality == "text" and use_cpu() and args.world_size <= 1:
-        # On a GPU one more forward pass costs more than the padding it saves, and several processes (DDP) expect
-        # one forward pass per backward: there, a batch pads to its longest text.
+    if (cfg.train.batching == "split" and data.modality == "text" and use_cpu() and args.world_size <= 1
+            and not resolve(cfg.model.model).from_scratch):
+        # On a GPU one more forward pass costs more than the padding it saves, several processes (DDP) expect one
+        # forward pass per backward, and the LSTM already keeps padding out of its recurrence (its time is the
+        # number of steps, which splitting would add up): there, a batch pads to its longest text.
         collator = MicroBatchCollator(collator)
     return ClassificationTrainer(
         model=model,

@@ -112,9 +112,14 @@ def _metric(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _spoken(value: float | None) -> str:
-    """A score as a speech synthesiser reads it well: 0.532 -> '0.53'."""
-    return "not available" if value is None else f"{value:.2f}"
+def _spoken(value: float | None, other: float | None = None) -> str:
+    """A score as a speech synthesiser reads it well: 0.532 -> '0.53'; more digits where `other` would sound equal."""
+    if value is None:
+        return "not available"
+    digits = 2
+    while other is not None and digits < 4 and round(value, digits) == round(other, digits):
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 def class_counts(run: Run) -> list[dict[str, Any]]:
@@ -157,8 +162,9 @@ def draft_slides(ctx: Context) -> list[Slide]:
         Slide("training", "What training revealed", training_narration(ctx)),
         Slide("results", "Results on validation and test",
               f"The model chosen on validation was tested once. {w['model']} has the best test "
-              f"{METRIC_TITLES[metric]}, {_spoken(w[key])}"
-              + (f", ahead of {v.runner_up['model']} with {_spoken(v.runner_up[key])}." if v.runner_up else ".")
+              f"{METRIC_TITLES[metric]}, {_spoken(w[key], v.runner_up[key] if v.runner_up else None)}"
+              + (f", ahead of {v.runner_up['model']} with {_spoken(v.runner_up[key], w[key])}." if v.runner_up
+                 else ".")
               + (f" Test accuracy is {_spoken(w.get('test_accuracy_mean'))}." if metric != "accuracy" else "")
               + (f" Each model ran with {len(seeds)} seeds; the table gives mean and standard deviation."
                  if len(seeds) > 1 else " Each model ran once, with seed " + str(seeds[0]) + ".")),
@@ -231,7 +237,7 @@ def conclusion_narration(ctx: Context) -> str:
     metric = METRIC_TITLES[v.metric]
     text = f"To conclude: {v.winner['model']} is the best model here on test {metric}"
     if v.runner_up is not None and v.margin is not None:
-        text += f", by {v.margin:.2f} over {v.runner_up['model']}"
+        text += f", by {v.margin:.{2 if v.margin >= 0.01 else 4}f} over {v.runner_up['model']}"
     seeds = v.winner["seeds"]
     text += (". With a single seed per model, the size of seed-to-seed noise is unknown, so more seeds would make "
              "this comparison firmer." if seeds == 1 else f", averaged over {seeds} seeds.")
@@ -315,9 +321,13 @@ def _picture(fig: Figure, path: Path, rect: list[float]) -> None:
 def _table(fig: Figure, header: list[str], rows: list[list[str]], rect: list[float], bold_row: int | None) -> None:
     ax = fig.add_axes(rect)
     ax.set_axis_off()
-    table = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center")
+    chars = [max(len(str(x)) for x in column) + 2 for column in zip(header, *rows, strict=True)]
+    widths = [c / sum(chars) for c in chars]  # columns as wide as their longest text
+    table = ax.table(cellText=rows, colLabels=header, loc="upper center", cellLoc="center", colWidths=widths)
     table.auto_set_font_size(False)
-    table.set_fontsize(16)
+    # about 0.6 em per character: shrink the font until the widest line fits the table's width
+    width_px = rect[2] * fig.get_figwidth() * fig.dpi
+    table.set_fontsize(max(9, min(16, int(width_px / (0.6 * sum(chars)) * 72 / fig.dpi))))
     table.scale(1, 2.2)
     for (r, _), c in table.get_celld().items():
         if r == 0:
@@ -386,7 +396,7 @@ def draw_notebook(fig: Figure, ctx: Context) -> None:
         fig.text(0.06, 0.78 - k * 0.06, line, fontsize=17, family="monospace", color="#0b3d0b", va="top")
     with open(run.path / "predictions_test.csv", newline="") as f:
         rows = [r for _, r in zip(range(4), csv.DictReader(f), strict=False)]
-    table = [[_clip(r["input"], 48), r["label"], r["predicted"], f"{float(r['score']):.2f}"] for r in rows]
+    table = [[_clip(r["input"], 40), r["label"], r["predicted"], f"{float(r['score']):.2f}"] for r in rows]
     _table(fig, ["input", "label", "predicted", "score"], table, [0.05, 0.1, 0.9, 0.45], None)
 
 
