@@ -654,7 +654,9 @@ def main(argv: list[str] | None = None) -> int:
         with open(workdir / "log.txt", "w") as log:
             results = [run_job(job, workdir, log) for job in jobs_for(opts, workdir)]
     rows = ratios(results)
-    report = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(),
+    from hf_project.runs import git_state
+
+    report = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), "git": git_state(),
               "settings": {k: v for k, v in vars(opts).items() if k != "child"}, "results": results, "rows": rows}
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp_out = output.with_suffix(".tmp")
