@@ -95,7 +95,8 @@ def build_data(job: dict[str, Any]) -> Any:
 
 def experiment_values(job: dict[str, Any]) -> dict[str, Any]:
     values = {
-        "dataset": job["dataset"], "model": job["model"], "seed": 2023, "num_train_epochs": job["epochs"],
+        "dataset": job["dataset"], "model": job["model"], "seed": job.get("seed", 2023),
+        "num_train_epochs": job["epochs"],
         "lstm_num_train_epochs": job["epochs"], "learning_rate": job["learning_rate"],
         "lstm_learning_rate": job["lstm_learning_rate"], "per_device_train_batch_size": job["batch_size"],
         "per_device_eval_batch_size": 64, "max_length": REFERENCE_MAX_LENGTH, "early_stopping_patience": None,
@@ -486,9 +487,10 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     size = TINY if opts.tiny else FULL
     common = {"epochs": opts.epochs, "learning_rate": opts.learning_rate, "lstm_learning_rate": opts.lstm_learning_rate,
               "batch_size": opts.batch_size, "cache_dir": str(workdir / "cache"), "threads": opts.threads,
+              "seed": opts.seed,
               "max_train_samples": opts.max_train_samples or size.get("max_train_samples"),
               "max_eval_samples": opts.max_eval_samples or size.get("max_eval_samples")}
-    precisions = ["no", "bf16"] if bf16_available() else ["no"]
+    precisions = ["no", "bf16"] if bf16_available() and not opts.fp32_only else ["no"]
     jobs: list[dict[str, Any]] = []
     for case in opts.cases:
         base = {**common, "case": case}
@@ -510,7 +512,7 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
             jobs.append({**base, "impl": "ours", "precision": precision, "inference": precision == "no"})
         if case in TEXT_CASES:  # other --batching choices, for comparison
             jobs += [{**base, "impl": "ours", "precision": "no", "batching": b} for b in opts.other_batching]
-        if case in TEXT_CASES:  # the same data again: the tokenisation cache must make it skip tokenising
+        if case in TEXT_CASES and not opts.no_second_run:  # the same data again: the cache must skip tokenising
             jobs.append({**base, "impl": "ours", "precision": "no", "run": 2, "max_steps": 1})
     return jobs
 
@@ -633,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning_rate", type=float, default=2e-4)
     parser.add_argument("--lstm_learning_rate", type=float, default=2e-3)
     parser.add_argument("--batch_size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=2023, help="training seed (the split seed stays 2023)")
+    parser.add_argument("--fp32_only", action="store_true", help="skip the bf16 measurements")
+    parser.add_argument("--no_second_run", action="store_true", help="skip the second (cached) run")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=None)
     parser.add_argument("--threads", type=int, default=None, help="torch threads per job (default: torch's)")

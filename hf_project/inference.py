@@ -65,10 +65,14 @@ class Predictor:
     max_length: int | None = None  # text
     max_duration_s: float | None = None  # audio
     label_names: list[str] = field(init=False)
+    device: torch.device = field(init=False)
 
     def __post_init__(self) -> None:
         id2label = self.model.config.id2label
         self.label_names = [id2label[i] for i in range(len(id2label))]
+        # On the GPU when there is one, as the evaluation loop runs
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(self.device).eval()
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -130,8 +134,9 @@ class Predictor:
         out = []
         disable = progress is False or (progress is None and len(inputs) <= 4 * batch_size)
         for batch in tqdm(list(batches(items, batch_size)), desc="predicting", unit="batch", disable=disable):
-            logits = self.model(**make_inputs(batch)).logits.float()
-            out.append(torch.softmax(logits, -1).numpy())
+            inputs_on_device = {k: v.to(self.device) for k, v in make_inputs(batch).items()}
+            logits = self.model(**inputs_on_device).logits.float()
+            out.append(torch.softmax(logits, -1).cpu().numpy())
         probs = np.concatenate(out)
         if order is not None:
             restored = np.empty_like(probs)
