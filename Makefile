@@ -23,7 +23,7 @@ test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
 
 lint: setup
-	$(VENV)/bin/ruff check hf_project scripts tests
+	$(VENV)/bin/ruff check hf_project scripts tests benchmarks
 
 setup: $(VENV)/.installed system-deps
 
