@@ -52,8 +52,11 @@ class ClassificationTrainer(Trainer):
             self.loss_is_scaled_for_ga = False  # a per-batch mean, like the default loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        if self.class_weights is None and "micro_batches" not in inputs:
+        own = self.class_weights is not None or isinstance(self.data_collator, MicroBatchCollator)
+        if not own and "micro_batches" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # Our own batch-mean loss, split or not: some models normalise theirs by num_items_in_batch, others ignore
+        # it, and loss_is_scaled_for_ga=False (set in __init__) must hold for every batch alike.
         labels = inputs.pop("labels")
         if "micro_batches" in inputs:  # text.MicroBatchCollator: one batch padded as several length-sorted blocks
             logits = torch.cat([model(**block).logits for block in inputs["micro_batches"]])
