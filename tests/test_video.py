@@ -133,3 +133,18 @@ def test_bad_input_is_one_line_and_writes_nothing(runs_dir, tmp_path, capsys, mo
     message = one_line_error(["--runs", str(runs_dir), "--output", str(out)], capsys)
     assert "espeak-ng not found" in message and "apt-get install -y espeak-ng" in message
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
+
+
+def test_unknown_slide_and_incomplete_run_are_refused(runs_dir, tmp_path, capsys):
+    script = tmp_path / "n.txt"
+    script.write_text("[title]\nHello.\n\n[outro]\nBye.\n")
+    message = one_line_error(["--runs", str(runs_dir), "--output", str(tmp_path / "v.mp4"), "--script", str(script)],
+                             capsys)
+    assert "unknown slide [outro]" in message and f"{script}:4" in message
+    run = next(p.parent for p in sorted(runs_dir.rglob("status")))
+    failed = tmp_path / "failed-run"
+    shutil.copytree(run, failed)
+    (failed / "status").write_text("failed\n")
+    message = one_line_error(["--runs", str(failed), "--output", str(tmp_path / "v.mp4")], capsys)
+    assert "is not complete (status: failed)" in message
+    assert not (tmp_path / "v.mp4").exists()
