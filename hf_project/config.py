@@ -236,16 +236,23 @@ def _field_names() -> set[str]:
     return {f.name for cls in ARG_CLASSES for f in dataclasses.fields(cls)}
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
+def read_yaml_mapping(path: Path, what: str, missing_hint: str, mapping_hint: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; a missing file, bad YAML or another shape is a one-line error."""
     if not path.is_file():
-        raise UserError(f"config file {path} does not exist: check the path given to --config")
+        raise UserError(f"{what} {path} does not exist: {missing_hint}")
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
-        raise UserError(f"config file {path} is not valid YAML: {str(err).splitlines()[0]}") from None
+        raise UserError(f"{what} {path} is not valid YAML: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise UserError(f"config file {path} must be a mapping of argument names to values")
+        raise UserError(f"{what} {path} must be a mapping {mapping_hint}")
+    return data
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    data = read_yaml_mapping(path, "config file", "check the path given to --config",
+                             "of argument names to values")
     unknown = sorted(set(data) - _field_names())
     if unknown:
         raise UserError(

@@ -31,6 +31,7 @@ from transformers import DataCollatorWithPadding
 from hf_project import runs
 from hf_project.errors import UserError, first_line
 from hf_project.modalities import audio, image
+from hf_project.modalities.text import longest_first
 from hf_project.models import load_model, modality_of
 
 logger = logging.getLogger(__name__)
@@ -105,12 +106,14 @@ class Predictor:
     def inputs_for(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Model inputs of one batch, built as the evaluation built them."""
         if self.modality == "text":
-            encoded = self.processor(list(batch), truncation=True, max_length=self.max_length)
-            features = [{k: v[i] for k, v in encoded.items()} for i in range(len(batch))]
-            return DataCollatorWithPadding(self.processor)(features)
+            return DataCollatorWithPadding(self.processor)(self._encode_texts(batch))
         if self.modality == "image":
             return image.inputs_for([open_image(x) for x in batch], self.processor)
         return audio.inputs_for(list(batch), self.processor, self.max_duration_s)
+
+    def _encode_texts(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        encoded = self.processor(list(texts), truncation=True, max_length=self.max_length)
+        return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
 
     @torch.inference_mode()
     def probabilities(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
@@ -120,9 +123,8 @@ class Predictor:
         rows come back in input order."""
         check_inputs(inputs, self.modality)
         if self.modality == "text":
-            encoded = self.processor(list(inputs), truncation=True, max_length=self.max_length)
-            features = [{k: v[i] for k, v in encoded.items()} for i in range(len(inputs))]
-            order = np.argsort([-len(f["input_ids"]) for f in features], kind="stable")
+            features = self._encode_texts(inputs)
+            order = longest_first([len(f["input_ids"]) for f in features])
             collate = DataCollatorWithPadding(self.processor)
 
             def make_inputs(batch: Sequence[int]) -> dict[str, torch.Tensor]:
@@ -138,11 +140,7 @@ class Predictor:
             logits = self.model(**inputs_on_device).logits.float()
             out.append(torch.softmax(logits, -1).cpu().numpy())
         probs = np.concatenate(out)
-        if order is not None:
-            restored = np.empty_like(probs)
-            restored[order] = probs
-            probs = restored
-        return probs
+        return probs if order is None else probs[np.argsort(order)]  # row order[k] was predicted k-th
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> list[Prediction]:
         """Label, score and every class probability for each input (texts, image or audio files)."""

@@ -24,12 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from datasets import DatasetDict
 from transformers import TrainerCallback, enable_full_determinism, set_seed
 
 from hf_project import runs
-from hf_project.config import ExperimentConfig, TrainArguments, parse_args_with
+from hf_project.config import ExperimentConfig, TrainArguments, parse_args_with, read_yaml_mapping
 from hf_project.data import PreparedData, prepare_data
 from hf_project.errors import UserError
 from hf_project.modalities import get_stage
@@ -139,14 +138,8 @@ class SearchSpace:
 def load_search_space(path: str | Path | None = None) -> SearchSpace:
     """Both sections, the same training knobs in each; anything unknown or unfair is a one-line error."""
     path = Path(path) if path else DEFAULT_SPACE
-    if not path.is_file():
-        raise UserError(f"search space {path} does not exist: check --search_space (e.g. configs/search.yaml)")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise UserError(f"search space {path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(raw, dict):
-        raise UserError(f"search space {path} must be a mapping with the sections {' and '.join(SECTIONS)}")
+    raw = read_yaml_mapping(path, "search space", "check --search_space (e.g. configs/search.yaml)",
+                            f"with the sections {' and '.join(SECTIONS)}")
     unknown = sorted(set(raw) - set(SECTIONS))
     missing = [s for s in SECTIONS if s not in raw]
     if unknown or missing:

@@ -32,7 +32,7 @@ from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
 from hf_project.metrics import classification_report, compute_metrics, logits_of
 from hf_project.modalities import get_stage
-from hf_project.modalities.text import MicroBatchCollator
+from hf_project.modalities.text import MicroBatchCollator, longest_first
 from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, resolve
 
@@ -48,15 +48,15 @@ class ClassificationTrainer(Trainer):
     def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
-        if class_weights is not None or isinstance(self.data_collator, MicroBatchCollator):
+        # Our own batch-mean loss for every batch, split or not: some models normalise theirs by num_items_in_batch,
+        # others ignore it, and the Trainer must scale for gradient accumulation alike for all of them.
+        self.own_loss = class_weights is not None or isinstance(self.data_collator, MicroBatchCollator)
+        if self.own_loss:
             self.loss_is_scaled_for_ga = False  # a per-batch mean, like the default loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: D102
-        own = self.class_weights is not None or isinstance(self.data_collator, MicroBatchCollator)
-        if not own and "micro_batches" not in inputs:
+        if not self.own_loss and "micro_batches" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        # Our own batch-mean loss, split or not: some models normalise theirs by num_items_in_batch, others ignore
-        # it, and loss_is_scaled_for_ga=False (set in __init__) must hold for every batch alike.
         labels = inputs.pop("labels")
         if "micro_batches" in inputs:  # text.MicroBatchCollator: one batch padded as several length-sorted blocks
             logits = torch.cat([model(**block).logits for block in inputs["micro_batches"]])
@@ -106,8 +106,7 @@ def length_order(dataset: Any) -> list[int] | None:
     columns = getattr(dataset, "column_names", None) or []
     if "input_ids" not in columns:
         return None
-    lengths = dataset["length"] if "length" in columns else [len(x) for x in dataset["input_ids"]]
-    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    return longest_first(dataset["length"] if "length" in columns else [len(x) for x in dataset["input_ids"]])
 
 
 def _take(values: Any, index: np.ndarray) -> Any:

@@ -33,7 +33,7 @@ from PIL import Image
 
 from hf_project.compare import METRIC_TITLES, Group, Run, group_runs, table_rows
 from hf_project.errors import UserError, first_line
-from hf_project.paper.content import Context, best_run, fmt_params, verdict
+from hf_project.paper.content import HYPERPARAMETERS, Context, best_run, fmt_params, verdict
 
 logger = logging.getLogger(__name__)
 
@@ -179,20 +179,22 @@ def best_group(ctx: Context) -> Group:
     return next((g for g in ctx.groups if g.label == name), ctx.groups[0])
 
 
+def hyperparameter(run: Run, name: str) -> Any:
+    """One row of the paper's hyperparameter table ("learning rate", "epochs (max)", ...) for this run."""
+    return dict(HYPERPARAMETERS)[name](run.config, run.manifest["model"].get("from_scratch"))
+
+
 def models_narration(ctx: Context) -> str:
     parts = []
     for g in ctx.groups:
         run = g.first
         params = run.manifest["parameters"]["total"]
-        cfg = run.config
         scratch = run.manifest["model"].get("from_scratch")
-        lr = cfg.get("lstm_learning_rate") if scratch else cfg.get("learning_rate")
-        epochs = (cfg.get("lstm_num_train_epochs") or cfg.get("num_train_epochs")) if scratch else cfg.get(
-            "num_train_epochs")
+        lr, epochs = hyperparameter(run, "learning rate"), hyperparameter(run, "epochs (max)")
         kind = "trained from scratch" if scratch else "fine-tuned from a pretrained checkpoint"
         parts.append(f"{g.label} has {fmt_params(params).replace('M', ' million').replace('k', ' thousand')} "
                      f"parameters and is {kind}, with learning rate {lr:g} for up to {epochs:g} epochs")
-    batch = ctx.reference.config.get("per_device_train_batch_size")
+    batch = hyperparameter(ctx.reference, "batch size")
     return ("; ".join(parts) + f". All use batch size {batch}, AdamW, warm-up and early stopping on validation "
             f"{METRIC_TITLES[ctx.rows[0]['selection_metric']]}.")
 
@@ -376,13 +378,10 @@ def draw_data(fig: Figure, ctx: Context) -> None:
 def draw_models(fig: Figure, ctx: Context) -> None:
     rows = []
     for g in ctx.groups:
-        run, cfg = g.first, g.first.config
-        scratch = run.manifest["model"].get("from_scratch")
+        run = g.first
         rows.append([g.label, str(run.manifest["model"].get("class", "")),
-                     fmt_params(run.manifest["parameters"]["total"]),
-                     f"{cfg.get('lstm_learning_rate') if scratch else cfg.get('learning_rate'):g}",
-                     f"{(cfg.get('lstm_num_train_epochs') or cfg.get('num_train_epochs')) if scratch else cfg.get('num_train_epochs'):g}",  # noqa: E501
-                     str(cfg.get("per_device_train_batch_size"))])
+                     fmt_params(run.manifest["parameters"]["total"]), f"{hyperparameter(run, 'learning rate'):g}",
+                     f"{hyperparameter(run, 'epochs (max)'):g}", str(hyperparameter(run, "batch size"))])
     _table(fig, ["model", "class", "parameters", "learning rate", "max epochs", "batch"], rows,
            [0.05, 0.15, 0.9, 0.65], None)
 

@@ -107,7 +107,7 @@ class MicroBatchCollator:
 
     def __call__(self, features: list[dict]) -> dict[str, Any]:
         lengths = [len(f["input_ids"]) for f in features]
-        order = sorted(range(len(features)), key=lambda i: -lengths[i])
+        order = longest_first(lengths)
         cuts = split_points([lengths[i] for i in order], self.overhead)
         if len(cuts) <= 2:
             return self.pad(features)
@@ -118,6 +118,11 @@ class MicroBatchCollator:
             micro.append(dict(block))
         labels = [f["labels"] if "labels" in f else f["label"] for f in features]
         return {"micro_batches": micro, "micro_order": torch.tensor(order), "labels": torch.tensor(labels)}
+
+
+def longest_first(lengths: list[int]) -> list[int]:
+    """Indices of `lengths` from the longest to the shortest, ties in their original order."""
+    return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
 def block_cost(n: int, length: int, overhead: float) -> float:
