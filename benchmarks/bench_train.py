@@ -17,8 +17,9 @@ hyperparameters; only the data pipeline differs:
 Measured per model: time to first optimiser step (tokenisation and model loading included), training
 samples/s, evaluation samples/s on validation, peak RSS, final validation accuracy and macro-F1; for ours
 also a second run on the same data (the cached tokenisation must make it skip tokenising) and inference
-through hf_project.inference on the validation inputs. Mixed precision bf16 runs where the device
-supports it (a GPU, or a CPU with avx512_bf16 / amx_bf16).
+through hf_project.inference on the validation inputs (fp32: a bf16 row measures training and evaluation only).
+Mixed precision bf16 runs for minilm where the device supports it (a GPU, or a CPU with avx512_bf16 / amx_bf16);
+`--precisions no,bf16` asks for it on any device, `--precisions no` never.
 """
 
 from __future__ import annotations
@@ -58,12 +59,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def cpu_supports_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
+    """Native bf16 instructions (avx512_bf16 or AMX) in /proc/cpuinfo's flags (or in `cpuinfo`, for tests)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def first_step_timer(t0: float) -> Any:
@@ -490,7 +494,7 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
               "seed": opts.seed,
               "max_train_samples": opts.max_train_samples or size.get("max_train_samples"),
               "max_eval_samples": opts.max_eval_samples or size.get("max_eval_samples")}
-    precisions = ["no", "bf16"] if bf16_available() and not opts.fp32_only else ["no"]
+    precisions = job_precisions(opts.precisions)
     jobs: list[dict[str, Any]] = []
     for case in opts.cases:
         base = {**common, "case": case}
@@ -515,6 +519,13 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
         if case in TEXT_CASES and not opts.no_second_run:  # the same data again: the cache must skip tokenising
             jobs.append({**base, "impl": "ours", "precision": "no", "run": 2, "max_steps": 1})
     return jobs
+
+
+def job_precisions(asked: str) -> list[str]:
+    """fp32 always; bf16 too where asked, or at `auto` where the device runs it natively."""
+    if asked == "auto":
+        return ["no", "bf16"] if bf16_available() else ["no"]
+    return ["no", *(p for p in asked.split(",") if p != "no")]
 
 
 def bf16_available() -> bool:
@@ -603,13 +614,18 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {_fmt(r['ours_train_samples_per_s'])} / {_fmt(r['ref_train_samples_per_s'])} ({r['train_speedup']}x) "
             f"| {_fmt(r['ours_time_to_first_step_s'])} / {_fmt(r['ref_time_to_first_step_s'])} | {second} "
             f"| {_fmt(r['ours_eval_samples_per_s'])} / {_fmt(r['ref_eval_samples_per_s'])} ({r['eval_speedup']}x) "
-            f"| {_fmt(r['inference_samples_per_s'])} ({r['inference_vs_eval']}x) "
+            f"| {_with_ratio(r['inference_samples_per_s'], r['inference_vs_eval'])} "
             f"| {_fmt(r['ours_peak_rss_mb'])} / {_fmt(r['ref_peak_rss_mb'])} "
             f"| {_fmt(r['ours_val_macro_f1'], 4)} / {_fmt(r['ref_val_macro_f1'], 4)} ({r['macro_f1_diff']}) |")
     lstm = next((r for r in rows if "lstm_vs_minilm_per_epoch" in r), None)
     if lstm:
         lines.append(f"\nLSTM trains {lstm['lstm_vs_minilm_per_epoch']}x faster than minilm per epoch (ours, fp32).")
     return "\n".join(lines)
+
+
+def _with_ratio(x: float | None, ratio: float | None) -> str:
+    """`12.3 (1.5x)`, or `-` for a figure not measured in that row (inference in a bf16 row)."""
+    return "-" if x is None else f"{_fmt(x)} ({ratio}x)" if ratio is not None else _fmt(x)
 
 
 def _fmt(x: Any, digits: int = 1) -> str:
@@ -627,6 +643,12 @@ def machine() -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d")}
 
 
+def _precisions(value: str) -> str:
+    if value != "auto" and not set(value.split(",")) <= {"no", "bf16"}:
+        raise argparse.ArgumentTypeError(f"{value!r}: use auto, no, or no,bf16")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("--cases", type=lambda s: s.split(","), default=list(CASES),
@@ -636,7 +658,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lstm_learning_rate", type=float, default=2e-3)
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=2023, help="training seed (the split seed stays 2023)")
-    parser.add_argument("--fp32_only", action="store_true", help="skip the bf16 measurements")
+    parser.add_argument("--precisions", default="auto", type=_precisions,
+                        help="auto (fp32, and bf16 for minilm where the device has it), no (fp32 only), or no,bf16 "
+                             "(bf16 too, on any device: emulated on CPUs without avx512_bf16/AMX)")
+    parser.add_argument("--fp32_only", dest="precisions", action="store_const", const="no",
+                        help="the same as --precisions no")
     parser.add_argument("--no_second_run", action="store_true", help="skip the second (cached) run")
     parser.add_argument("--max_train_samples", type=int, default=None)
     parser.add_argument("--max_eval_samples", type=int, default=None)

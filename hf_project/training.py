@@ -7,7 +7,6 @@ import dataclasses
 import errno
 import logging
 import os
-import resource
 import shutil
 import time
 from collections.abc import Callable
@@ -30,6 +29,7 @@ from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
 from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
+from hf_project.memory import PeakMemory
 from hf_project.metrics import classification_report, compute_metrics, logits_of
 from hf_project.modalities import get_stage
 from hf_project.modalities.text import MicroBatchCollator, longest_first
@@ -326,24 +326,25 @@ def train_and_test(
     checkpoint: Path | None = None,
 ) -> dict[str, Any]:
     started = time.time()
-    set_seed(cfg.train.seed)
-    stage = get_stage(data.modality)
-    processor = stage.load_processor(spec, data, cfg)
-    args = training_arguments(cfg, spec, run_dir / "checkpoints", stage.TRAINER_OPTIONS)
-    with args.main_process_first(desc="preparing inputs"):
-        prepared = stage.prepare(data, processor, cfg)
-    set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
-    model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
-    trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
-    if torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
-    train_output = train(trainer, checkpoint)
-    validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
-    test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
+    # This model's own peak, from preparing its inputs to its test predictions, not the process's so far.
+    with PeakMemory() as peak:
+        set_seed(cfg.train.seed)
+        stage = get_stage(data.modality)
+        processor = stage.load_processor(spec, data, cfg)
+        args = training_arguments(cfg, spec, run_dir / "checkpoints", stage.TRAINER_OPTIONS)
+        with args.main_process_first(desc="preparing inputs"):
+            prepared = stage.prepare(data, processor, cfg)
+        set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
+        model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
+        trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
+        train_output = train(trainer, checkpoint)
+        validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
+        test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
+        memory = peak.reading()
     if not is_main:
         return {}
     return write_results(
-        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, checkpoint
+        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, checkpoint
     )
 
 
@@ -417,13 +418,6 @@ def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
     }
 
 
-def peak_memory_mb() -> float:
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    # ru_maxrss is in KiB on Linux and covers the whole process so far.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def write_results(
     run_dir: Path,
     cfg: ExperimentConfig,
@@ -434,6 +428,7 @@ def write_results(
     validation: dict[str, Any],
     test: PredictionOutput,
     wall_time: float,
+    memory: dict[str, Any],
     resumed_from: Path | None = None,
 ) -> dict[str, Any]:
     """Every result file of the run directory, then a copy of the model in weights/."""
@@ -466,7 +461,7 @@ def write_results(
                                 run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
     runs.write_json(run_dir / "metrics.json", metrics)
     runs.write_json(run_dir / "manifest.json",
-                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, resumed_from))
+                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, resumed_from))
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
     runs.copy_dir_atomic(model_dir, weights_dir)
     # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
@@ -498,8 +493,10 @@ def manifest(
     train_output: TrainOutput,
     model_dir: Path,
     wall_time: float,
+    memory: dict[str, Any],
     resumed_from: Path | None = None,
 ) -> dict[str, Any]:
+    """manifest.json; `memory` is this model's PeakMemory reading."""
     model = trainer.model
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -525,8 +522,7 @@ def manifest(
         "wall_time_s": round(wall_time, 2),
         "train_runtime_s": train_output.metrics.get("train_runtime"),
         "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
-        "peak_memory_mb": round(peak_memory_mb(), 1),
-        "peak_memory_kind": "cuda max allocated" if torch.cuda.is_available() else "process max RSS",
+        **memory,
     }
 
 

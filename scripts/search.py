@@ -2,9 +2,9 @@
 r"""Fair hyperparameter search (Optuna, validation only): the same trials and knobs for every model compared,
 then the best trial of each model retrained as a normal run tagged search-best.
 
-    python scripts/search.py --config configs/demo.yaml --models minilm,lstm --trials 8 \
+    python scripts/search.py --config configs/demo.yaml --model minilm,lstm --trials 8 \
         --search_space configs/search.yaml
-    python scripts/search.py --models distilbert,lstm --trials 8        # re-running the same command resumes
+    python scripts/search.py --model minilm,lstm --trials 8           # re-running the same command resumes
 """
 
 from __future__ import annotations

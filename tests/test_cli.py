@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -120,7 +121,15 @@ def bad_input_dir(tmp_path):
     write_csv(tmp_path / "one_class.csv", [{"text": f"t{i}", "label": "a"} for i in range(20)])
     write_csv(tmp_path / "test_only_label.csv", [{"text": "t", "label": "zebra"}])
     (tmp_path / "empty.csv").write_text("text,label\n")
+    (tmp_path / "zero_bytes.csv").write_bytes(b"")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "truncated.parquet").write_bytes(b"PAR1 and then nothing a parquet reader can use")
+    (tmp_path / "latin1.csv").write_bytes("text,label\n".encode() + "".join(
+        f"caf\u00e9 cr\u00e8me {i},{'ab'[i % 2]}\n" for i in range(20)).encode("latin-1"))
+    (tmp_path / "binary.csv").write_bytes(random.Random(0).randbytes(4096))
+    with open(tmp_path / "label_lists.jsonl", "w") as f:
+        f.writelines(json.dumps({"text": f"t{i}", "label": [["a"], ["a", "b"], ["b"]][i % 3]}) + "\n" for i in range(30))
+    write_csv(tmp_path / "float_labels.csv", [{"text": f"t{i}", "label": round(1 + i * 0.037, 2)} for i in range(60)])
     (tmp_path / "typo.yaml").write_text("modle: lstm\n")
     return tmp_path
 
@@ -130,11 +139,17 @@ def bad_input_dir(tmp_path):
     [
         (["--dataset", "{d}/ok.csv", "--text_column", "body"], "text column 'body' not found"),
         (["--dataset", "{d}/ok.csv", "--label_column", "y"], "label column 'y' not found"),
-        (["--dataset", "{d}/empty.csv"], "empty"),
+        (["--dataset", "{d}/empty.csv"], "empty.csv has a header but no rows"),
+        (["--dataset", "{d}/zero_bytes.csv"], "zero_bytes.csv is empty: it has no rows"),
+        (["--dataset", "{d}/latin1.csv"], "latin1.csv is not UTF-8 text (byte 0xe9 at offset 14, line 2)"),
+        (["--dataset", "{d}/binary.csv"], "binary.csv looks like a binary file, not a csv"),
+        (["--dataset", "{d}/label_lists.jsonl"], "holds lists (e.g. ['a']): this looks like multi-label data"),
+        (["--dataset", "{d}/float_labels.csv"], "label column 'label' looks continuous (60 distinct numeric values"),
         (["--dataset", "{d}/one_class.csv"], "single class"),
         (["--train_file", "{d}/ok.csv", "--test_file", "{d}/test_only_label.csv"], "zebra in the test split never"),
         (["--dataset", "{d}/missing.csv"], "does not exist"),
-        (["--dataset", "{d}/broken.parquet"], "could not parse"),
+        (["--dataset", "{d}/broken.parquet"], "broken.parquet is not a parquet file"),
+        (["--dataset", "{d}/truncated.parquet"], "could not parse"),
         (["--dataset", "{d}/ok.csv", "--model", "bertt"], "valid aliases are distilbert, bert, roberta"),
         (["--dataset", "{d}/ok.csv", "--model", "no-such-org/no-such-model"], "cannot load model"),
         (["--config", "{d}/typo.yaml"], "unknown key"),
@@ -146,6 +161,7 @@ def test_bad_input_one_line_error_and_no_complete_run(bad_input_dir, capsys, arg
     argv = [a.format(d=bad_input_dir) for a in args] + ["--model", "lstm"] * ("--model" not in args)
     line = bad_run([*argv, *TINY, "--runs_dir", str(runs), "--weights_dir", str(bad_input_dir / "w")], capsys)
     assert message in line
+    assert not any(runs.rglob("metrics.json")) and all(p.read_text().strip() == "failed" for p in runs.rglob("status"))
     assert find_runs(runs) == []
     assert not (bad_input_dir / "w").exists() or not any((bad_input_dir / "w").rglob("*.safetensors"))
 

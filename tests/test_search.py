@@ -44,7 +44,7 @@ def space_file(tmp_path_factory) -> Path:
 
 
 def argv(fortunes_csv: Path, root: Path, models: str, space: Path, *extra: str, trials: int = 2) -> list[str]:
-    return ["--dataset", str(fortunes_csv), "--models", models, "--trials", str(trials), "--search_space", str(space),
+    return ["--dataset", str(fortunes_csv), "--model", models, "--trials", str(trials), "--search_space", str(space),
             "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights"), *TINY, *extra]
 
 
@@ -254,7 +254,7 @@ def load_script():
     ("extra", "message"),
     [
         (["--trials", "0"], "--trials must be at least 1"),
-        (["--model", "lstm"], "--models or --model, not both"),
+        (["--models", "lstm"], "--models or --model, not both"),
         (["--seeds", "1,2"], "--seeds does not apply"),
         (["--trial", "3"], "not used"),  # unknown flags are errors, abbreviations too
         (["--search_space", "missing.yaml"], "does not exist"),
@@ -275,8 +275,10 @@ def test_bad_input_is_a_one_line_error(fortunes_csv, space_file, tmp_path, capsy
 def test_experiment_yaml_and_flags_work_as_for_finetune(tmp_path, space_file):
     experiment = tmp_path / "exp.yaml"
     experiment.write_text("dataset: fortunes\nmodel: minilm,lstm\nmax_length: 64\nlstm_learning_rate: 0.002\n")
-    cfg, args = parse_search_args(["--config", str(experiment), "--models", "lstm", "--trials", "3", "--seed", "7"])
+    cfg, args = parse_search_args(["--config", str(experiment), "--model", "lstm", "--trials", "3", "--seed", "7"])
     assert cfg.model.model_names == ["lstm"] and cfg.data.max_length == 64 and cfg.train.seed == 7
+    alias, _ = parse_search_args(["--config", str(experiment), "--models", "lstm", "--trials", "3", "--seed", "7"])
+    assert alias == cfg  # the older spelling still works
     assert args.trials == 3 and args.search_space is None  # configs/search.yaml by default
     cfg, _ = parse_search_args(["--config", str(experiment)])
     assert cfg.model.model_names == ["minilm", "lstm"]

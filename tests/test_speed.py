@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -119,25 +120,63 @@ def test_auto_precision_is_mixed_on_gpus_only(monkeypatch, cuda, bf16, expected)
 
 
 def test_benchmark_script_runs_on_tiny_settings(tmp_path):
-    """Only that it runs and reports every figure: benchmarks are not tests, and no timing is asserted."""
+    """Only that it runs and reports every figure: benchmarks are not tests, and no timing is asserted.
+
+    bf16 is asked for explicitly, so the bf16 row is there whatever this CPU's flags (emulated without avx512_bf16)."""
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_train.py"), "--tiny", "--threads", "1",
-                           "--cases", "minilm,lstm,image,audio", "--output", str(out)],
+                           "--cases", "minilm,lstm,image,audio", "--precisions", "no,bf16", "--output", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     report = json.loads(out.read_text())
-    assert {r["case"] for r in report["rows"]} == {"minilm", "lstm", "image", "audio"}
+    assert {(r["case"], r["precision"]) for r in report["rows"]} == {
+        ("minilm", "no"), ("minilm", "bf16"), ("lstm", "no"), ("image", "no"), ("audio", "no")}
     for row in report["rows"]:
         for key in ("ours_train_samples_per_s", "ref_train_samples_per_s", "ours_time_to_first_step_s",
-                    "ours_eval_samples_per_s", "ours_peak_rss_mb", "ours_val_macro_f1", "ref_val_macro_f1",
-                    "inference_samples_per_s"):
-            assert row[key] is not None and row[key] >= 0, (row["case"], key)
-    text_rows = [r for r in report["rows"] if r["case"] in ("minilm", "lstm")]
+                    "ours_eval_samples_per_s", "ours_peak_rss_mb", "ours_val_macro_f1", "ref_val_macro_f1"):
+            assert row[key] is not None and row[key] >= 0, (row["case"], row["precision"], key)
+        # Inference is measured once per model, in fp32 (the Predictor's precision); a bf16 row says so with "-".
+        if row["precision"] == "no":
+            assert row["inference_samples_per_s"] > 0, row["case"]
+        else:
+            assert row["inference_samples_per_s"] is None and row["inference_vs_eval"] is None
+    bf16 = next(r for r in report["results"] if r["precision"] == "bf16")
+    assert bf16["mixed_precision"] == "bf16"
+    text_rows = [r for r in report["rows"] if r["case"] in ("minilm", "lstm") and r["precision"] == "no"]
     assert all(r["second_run_tokenised"] is False for r in text_rows)  # the second run read the cache
     first_runs = [r for r in report["results"] if r["case"] in ("minilm", "lstm") and r["impl"] == "ours"
                   and r["precision"] == "no" and r["run"] == 1]
     assert first_runs and all(r["tokenised"] is True for r in first_runs)
-    assert "| minilm | fp32 |" in proc.stdout and report["machine"]["cores"] >= 1
+    assert "| minilm | fp32 |" in proc.stdout and "| minilm | bf16 |" in proc.stdout and report["machine"]["cores"] >= 1
+    assert "None" not in proc.stdout
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_train", ROOT / "benchmarks" / "bench_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("flags", ["fpu sse avx2 avx512f", "fpu sse avx2 avx512f avx512_bf16", "fpu amx_bf16 amx_tile"])
+def test_benchmark_measures_bf16_by_default_only_where_the_cpu_has_it(monkeypatch, flags):
+    """Both kinds of CPU our machines have, whatever this one is: the flags are faked."""
+    bench = _bench_module()
+    cpuinfo = f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n"
+    native = "bf16" in flags
+    assert bench.cpu_supports_bf16(cpuinfo) is native
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(bench, "cpu_supports_bf16", lambda cpuinfo=None: native)
+    assert bench.job_precisions("auto") == (["no", "bf16"] if native else ["no"])
+    assert bench.job_precisions("no") == ["no"]
+    assert bench.job_precisions("no,bf16") == ["no", "bf16"]  # asked for: on any CPU
+    row = {"case": "minilm", "precision": "bf16", "ours_train_samples_per_s": 2.0, "ref_train_samples_per_s": 1.0,
+           "train_speedup": 2.0, "ours_time_to_first_step_s": 1.0, "ref_time_to_first_step_s": 1.0,
+           "ours_eval_samples_per_s": 3.0, "ref_eval_samples_per_s": 1.0, "eval_speedup": 3.0,
+           "inference_samples_per_s": None, "inference_vs_eval": None, "ours_peak_rss_mb": 1.0, "ref_peak_rss_mb": 1.0,
+           "ours_val_macro_f1": 0.5, "ref_val_macro_f1": 0.5, "macro_f1_diff": 0.0}
+    table = bench.markdown([row])
+    assert "| - |" in table and "None" not in table
 
 
 def test_split_points_cut_only_where_padding_outweighs_a_pass():

@@ -128,6 +128,8 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     raw = load_raw(args.dataset, args.dataset_config, args.train_file, args.validation_file, args.test_file)
     modality, input_column = detect_modality(raw, args)
     _check_columns(raw, input_column, args.label_column, modality)
+    for ds in raw.values():
+        label_utils.check_label_values(ds[args.label_column], ds.features[args.label_column], args.label_column)
     fp = fingerprint(raw, input_column, args.label_column)
     train_values = list(raw["train"][args.label_column])
     split = make_split(

@@ -6,9 +6,40 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+import datasets
+import numpy as np
 from datasets import ClassLabel
 
 from hf_project.errors import UserError
+
+
+# Numeric labels with more distinct values than this are read as a continuous target, not as class ids.
+MAX_FRACTIONAL_CLASSES = 10
+
+
+def check_label_values(values: Sequence[Any], feature: Any, column: str) -> None:
+    """Labels must be one class per row: a list per row (multi-label) or a continuous number is a clear error."""
+    if isinstance(feature, ClassLabel):
+        return
+    listed = next((v for v in values if isinstance(v, list | tuple | dict)), None)
+    if listed is not None or isinstance(feature, list | datasets.Sequence | datasets.List):
+        example = f" (e.g. {listed!r:.60})" if listed is not None else ""
+        raise UserError(
+            f"label column {column!r} holds lists{example}: this looks like multi-label data, which is not supported "
+            "yet; give each row a single label"
+        )
+    numbers = [v for v in values if v is not None]
+    if not numbers or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in numbers):
+        return
+    distinct = sorted(set(numbers))
+    fractional = any(float(v) != int(v) for v in distinct if np.isfinite(v))
+    if (fractional and len(distinct) > MAX_FRACTIONAL_CLASSES) or len(distinct) > max(20, len(numbers) // 2):
+        shown = ", ".join(f"{v:g}" for v in distinct[:: max(1, len(distinct) // 4)][:4])
+        raise UserError(
+            f"label column {column!r} looks continuous ({len(distinct)} distinct numeric values in {len(numbers)} "
+            f"rows, e.g. {shown}): classification needs classes; bin the values into a few classes, or pick the "
+            "class column with --label_column (regression is not supported yet)"
+        )
 
 
 def label_names_from(feature: Any, train_values: Sequence[Any]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import logging
 import re
 from pathlib import Path
@@ -45,12 +46,62 @@ def _load_files(files: dict[str, str]) -> DatasetDict:
         suffixes.add(FILE_BUILDERS[suffix])
     if len(suffixes) > 1:
         raise UserError("train/validation/test files must share one format (csv, json/jsonl or parquet)")
+    builder = suffixes.pop()
+    for path in files.values():
+        check_file(Path(path), builder)
     try:
         # Local files are read into memory: their content, not a cache path, defines the run.
-        return datasets.load_dataset(suffixes.pop(), data_files=files, keep_in_memory=True)
-    except Exception as err:  # datasets raises many types for a broken file
-        message = first_line(err)
-        raise UserError(f"could not parse {', '.join(files.values())}: {message}") from None
+        return datasets.load_dataset(builder, data_files=files, keep_in_memory=True)
+    except Exception as err:  # datasets raises many types for a broken file; the cause says what was wrong
+        message = first_line(err.__cause__ or err)
+        if "corresponds to no data" in message:  # datasets' words for a file that parsed to zero rows
+            raise UserError(f"{', '.join(files.values())}: no rows found; give at least one row") from None
+        raise UserError(f"could not parse {', '.join(files.values())} as {builder}: {message}") from None
+
+
+def check_file(path: Path, builder: str) -> None:
+    """The causes datasets reports only as "An error occurred while generating the dataset", named with the fix."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    if not head.strip():
+        raise UserError(f"{path} is empty: it has no rows; give a file with a header line and at least one row")
+    if builder == "parquet":
+        if not head.startswith(b"PAR1"):
+            raise UserError(f"{path} is not a parquet file (no PAR1 header): give a real parquet file, or rename a "
+                            "csv/json file to its own suffix")
+        return
+    if b"\0" in head or sum(b < 32 and b not in b"\t\n\r\f" for b in head) > len(head) // 20:
+        raise UserError(f"{path} looks like a binary file, not a {builder} text file: give the {builder} file itself")
+    bad = first_non_utf8(path)
+    if bad is not None:
+        offset, byte, line = bad
+        raise UserError(f"{path} is not UTF-8 text (byte 0x{byte:02x} at offset {offset}, line {line}): re-save it "
+                        f"as UTF-8, e.g. `iconv -f latin1 -t utf-8 {path} > {path.stem}-utf8{path.suffix}`")
+    if builder == "csv" and len([line for line in head.splitlines() if line.strip()]) < 2:
+        with open(path, "rb") as f:
+            rows = sum(1 for line in f if line.strip())
+        if rows < 2:
+            raise UserError(f"{path} has a header but no rows: add at least one data row")
+
+
+def first_non_utf8(path: Path, chunk: int = 1 << 20) -> tuple[int, int, int] | None:
+    """(byte offset, byte, 1-based line) of the first byte that is not valid UTF-8, or None."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset, lines = 0, 1
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(chunk)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                # err.start counts from the bytes the decoder held back from the last block, then this one.
+                held = len(err.object) - len(block)
+                at = offset - held + err.start
+                return at, err.object[err.start], lines + err.object[: err.start].count(b"\n")
+            if not block:
+                return None
+            offset += len(block)
+            lines += block.count(b"\n")
 
 
 def _class_dirs(root: Path) -> list[Path]:
