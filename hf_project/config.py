@@ -170,6 +170,12 @@ class TrainArguments:
                   "group_by_length (texts of similar length together: fast, but not random when length goes with "
                   "the class). pad: random batches padded to their longest text."},
     )
+    isolate_runs: bool = field(
+        default=True,
+        metadata={"help": "On a CPU (one process), train each model of a multi-model or multi-seed command in a process "
+                  "of its own, so no model inherits another's memory (its peak memory is its own). "
+                  "--no_isolate_runs trains them all in this process."},
+    )
     mixed_precision: str = field(
         default="auto",
         metadata={"help": "auto | no | bf16 | fp16. auto: what `accelerate launch --mixed_precision X` or the "

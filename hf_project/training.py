@@ -29,6 +29,7 @@ from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
 from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
+from hf_project.isolation import run_in_own_process
 from hf_project.memory import PeakMemory
 from hf_project.metrics import classification_report, compute_metrics, logits_of
 from hf_project.modalities import get_stage
@@ -237,10 +238,16 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
         check_modality(spec, data.modality)
     log_class_balance(data)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
+    planned = [(seed, name, spec) for seed in cfg.train.seed_list for name, spec in zip(names, specs, strict=True)]
+    # On a GPU torch's peak counter is reset per model, and several processes already share the runs between them.
+    isolate = cfg.train.isolate_runs and len(planned) > 1 and use_cpu() and state.num_processes == 1
     results: dict[str, dict[str, Any]] = {}
-    for seed in cfg.train.seed_list:
-        for name, spec in zip(names, specs, strict=True):
-            key = spec.name if len(cfg.train.seed_list) == 1 else f"{spec.name}-s{seed}"
+    for seed, name, spec in planned:
+        key = spec.name if len(cfg.train.seed_list) == 1 else f"{spec.name}-s{seed}"
+        if isolate:
+            logger.info("training %s in a process of its own (--no_isolate_runs: all in this one)", key)
+            results[key] = run_in_own_process(run_one, cfg.for_run(name, seed), spec, data)
+        else:
             results[key] = run_one(cfg.for_run(name, seed), spec, data)
     return results
 

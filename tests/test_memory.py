@@ -84,3 +84,22 @@ def test_two_models_in_one_command_record_their_own_peaks(fortunes_csv, wide_ber
     assert together[bert] - together["lstm"] > 100, together  # the LSTM does not report the BERT's peak
     for model, mb in together.items():
         assert mb == pytest.approx(alone[model], rel=0.10), (model, together, alone)
+
+
+def test_isolated_runs_give_the_numbers_of_runs_in_one_process(fortunes_csv, tiny_bert, tmp_path, caplog):
+    from hf_project.config import parse_args
+    from hf_project.training import run_experiment
+
+    def metrics(*extra: str) -> dict:
+        root = tmp_path / "-".join(extra or ("isolated",))
+        return run_experiment(parse_args(["--dataset", str(fortunes_csv), "--model", f"{tiny_bert},lstm", *TINY,
+                                          "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "w"), *extra]))
+
+    with caplog.at_level("INFO", logger="hf_project.training"):
+        isolated = metrics()
+    assert sum("in a process of its own" in r.getMessage() for r in caplog.records) == 2
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hf_project.training"):
+        together = metrics("--no_isolate_runs")
+    assert not any("in a process of its own" in r.getMessage() for r in caplog.records)
+    assert isolated == together and len(isolated) == 2
