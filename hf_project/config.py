@@ -172,8 +172,8 @@ class TrainArguments:
     )
     isolate_runs: bool = field(
         default=True,
-        metadata={"help": "On a CPU (one process), train each model of a multi-model or multi-seed command in a process "
-                  "of its own, so no model inherits another's memory (its peak memory is its own). "
+        metadata={"help": "On a CPU (one process), train each model of a multi-model or multi-seed command in a "
+                  "process of its own, so no model inherits another's memory (its peak memory is its own). "
                   "--no_isolate_runs trains them all in this process."},
     )
     mixed_precision: str = field(

@@ -69,7 +69,9 @@ class SearchArguments:
     study: str | None = field(
         default=None, metadata={"help": "Study name (default: a hash of the settings, so the same command resumes)."},
     )
-    models: str | None = field(default=None, metadata={"help": "Deprecated spelling of --model (kept so older commands work); use --model."})
+    models: str | None = field(
+        default=None, metadata={"help": "Older spelling of --model, kept so older commands work; use --model."},
+    )
 
     def __post_init__(self) -> None:
         if self.trials < 1:

@@ -124,11 +124,12 @@ def bad_input_dir(tmp_path):
     (tmp_path / "zero_bytes.csv").write_bytes(b"")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet at all")
     (tmp_path / "truncated.parquet").write_bytes(b"PAR1 and then nothing a parquet reader can use")
-    (tmp_path / "latin1.csv").write_bytes("text,label\n".encode() + "".join(
+    (tmp_path / "latin1.csv").write_bytes(b"text,label\n" + "".join(
         f"caf\u00e9 cr\u00e8me {i},{'ab'[i % 2]}\n" for i in range(20)).encode("latin-1"))
     (tmp_path / "binary.csv").write_bytes(random.Random(0).randbytes(4096))
     with open(tmp_path / "label_lists.jsonl", "w") as f:
-        f.writelines(json.dumps({"text": f"t{i}", "label": [["a"], ["a", "b"], ["b"]][i % 3]}) + "\n" for i in range(30))
+        f.writelines(json.dumps({"text": f"t{i}", "label": [["a"], ["a", "b"], ["b"]][i % 3]}) + "\n"
+                     for i in range(30))
     write_csv(tmp_path / "float_labels.csv", [{"text": f"t{i}", "label": round(1 + i * 0.037, 2)} for i in range(60)])
     (tmp_path / "typo.yaml").write_text("modle: lstm\n")
     return tmp_path

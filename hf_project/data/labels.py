@@ -12,7 +12,6 @@ from datasets import ClassLabel
 
 from hf_project.errors import UserError
 
-
 # Numeric labels with more distinct values than this are read as a continuous target, not as class ids.
 MAX_FRACTIONAL_CLASSES = 10
 
