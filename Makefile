@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow test-all lint setup system-deps clean-runs paper submission video bench
+.PHONY: demo test test-slow test-all lint mutants setup system-deps clean-runs paper submission video bench
 
 demo: setup
 	$(PY) scripts/finetune.py --config configs/demo.yaml
@@ -21,6 +21,10 @@ test-slow: setup
 
 test-all: setup
 	$(PY) -m pytest -q -m "slow or not slow"
+
+# Each guarantee broken on purpose in a copy of the code must fail a test (tests/mutants.py; a few minutes)
+mutants: setup
+	$(PY) tests/mutants.py
 
 lint: setup
 	$(VENV)/bin/ruff check hf_project scripts tests benchmarks

@@ -18,6 +18,7 @@ import yaml
 from hf_project import runs
 from hf_project.config import config_from_dict
 from hf_project.errors import UserError
+from hf_project.metrics import greater_is_better
 
 # Settings that do not change what a run computes, or that define the group itself.
 NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag"}
@@ -149,7 +150,8 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
 
 
 def mark_best(rows: list[dict[str, Any]]) -> None:
-    """`best`: the metric columns in which a row has the highest mean within its dataset."""
+    """`best`: the metric columns in which a row has the best mean within its dataset (highest; lowest for a loss).
+    Tied rows are all marked."""
     for row in rows:
         row["best"] = []
     for dataset in {r["dataset"] for r in rows}:
@@ -159,7 +161,7 @@ def mark_best(rows: list[dict[str, Any]]) -> None:
             scored = [r for r in subset if r[key] is not None]
             if not scored:
                 continue
-            top = max(r[key] for r in scored)
+            top = (max if greater_is_better(metric) else min)(r[key] for r in scored)
             for r in scored:
                 if r[key] == top:
                     r["best"].append(f"{split}_{metric}")

@@ -31,7 +31,7 @@ from hf_project.data.labels import class_weights
 from hf_project.errors import UserError
 from hf_project.isolation import run_in_own_process
 from hf_project.memory import PeakMemory
-from hf_project.metrics import classification_report, compute_metrics, logits_of
+from hf_project.metrics import classification_report, compute_metrics, greater_is_better, logits_of
 from hf_project.modalities import get_stage
 from hf_project.modalities.text import MicroBatchCollator, longest_first
 from hf_project.models import build_model
@@ -144,7 +144,7 @@ def training_arguments(
         restore_callback_states_from_checkpoint=True,  # early stopping's patience counter survives a resume
         load_best_model_at_end=True,
         metric_for_best_model=t.metric_for_best_model,
-        greater_is_better=t.metric_for_best_model != "loss",
+        greater_is_better=greater_is_better(t.metric_for_best_model),
         logging_strategy="steps",
         logging_steps=t.logging_steps,
         logging_first_step=True,

@@ -16,6 +16,7 @@ from test_cli import TINY
 
 from hf_project import cli
 from hf_project.config import parse_args
+from hf_project.errors import UserError
 from hf_project.inference import Predictor, run_test_examples
 from hf_project.runs import find_runs
 from hf_project.training import run_experiment
@@ -98,8 +99,14 @@ def test_predict_script_on_a_csv(text_runs, tmp_path):
     rows = read_rows(tmp_path / "predictions.csv")  # the default output, in the current directory
     assert [r["input"] for r in rows] == texts
     assert set(rows[0]) == {"input", "predicted", "score", "p_food", "p_law", "p_startrek"}
+    # Each input with its own prediction: the probabilities the API gives that text alone.
+    predictor = Predictor.load(text_runs["lstm"])
     for r in rows:
-        assert sum(float(r[f"p_{n}"]) for n in ("food", "law", "startrek")) == pytest.approx(1, abs=1e-5)
+        (alone,) = predictor.probabilities([r["input"]], progress=False)
+        got = [float(r[f"p_{n}"]) for n in ("food", "law", "startrek")]
+        np.testing.assert_allclose(got, alone, atol=1e-5)
+        assert r["predicted"] == ["food", "law", "startrek"][int(np.argmax(alone))]
+        assert float(r["score"]) == pytest.approx(max(got), abs=1e-6)
     assert "Beam me up, Scotty." in proc.stdout and "3 predictions written to predictions.csv" in proc.stdout
 
 
@@ -160,5 +167,5 @@ def test_run_without_a_model_is_refused(tmp_path):
     run = tmp_path / "runs" / "d" / "m" / "20260101-000000-s2023"
     run.mkdir(parents=True)
     (run / "status").write_text("failed\n")
-    with pytest.raises(Exception, match="has no saved model"):
+    with pytest.raises(UserError, match="has no saved model .status: failed.: pick a complete run"):
         Predictor.load(run)

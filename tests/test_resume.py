@@ -378,3 +378,35 @@ def test_disk_full_while_writing_results_keeps_earlier_results(fortunes_csv, tmp
     resume.resume_run(str(failed[-1]))
     assert runs.read_status(failed[-1]) == runs.STATUS_COMPLETE
     assert json.loads((failed[-1] / "manifest.json").read_text())["resumed_from"] is not None
+
+
+class RecordSteps(TrainerCallback):
+    def __init__(self, sink: list) -> None:
+        self.sink = sink
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.sink.append(("begin", state.global_step))
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.sink.append(("step", state.global_step))
+
+
+def test_a_resume_continues_at_the_checkpoint_and_never_repeats_a_finished_step(fortunes_csv, tmp_path, monkeypatch):
+    """Not a restart with the same seed (which would give the same numbers too): the steps themselves are checked."""
+    run_dir = interrupted(fortunes_csv, tmp_path, MID_EPOCH, 24, monkeypatch)
+    seen: list = []
+    build = training.build_trainer
+
+    def recording(*args, **kwargs):
+        trainer = build(*args, **kwargs)
+        trainer.add_callback(RecordSteps(seen))
+        return trainer
+
+    monkeypatch.setattr(training, "build_trainer", recording)
+    resume.resume_run(str(run_dir))
+    steps = [s for kind, s in seen if kind == "step"]
+    assert seen[0] == ("begin", 24)  # the trainer itself started from the checkpoint's step
+    assert steps[0] == 25 and steps == list(range(25, steps[-1] + 1))  # no finished step ran again
+    logged = [e["step"] for e in json.loads((run_dir / "log_history.json").read_text()) if "loss" in e]
+    assert len(logged) == len(set(logged))  # each training step logged once
+    assert json.loads((run_dir / "manifest.json").read_text())["resumed_from"] == "checkpoint-24"

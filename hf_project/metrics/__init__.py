@@ -25,6 +25,12 @@ METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1")
 
 # Names accepted by load_metric: one directory per metric, holding <name>/<name>.py.
 AVAILABLE_METRICS = ("accuracy", "confusion_matrix", "f1", "precision", "recall")
+LOWER_IS_BETTER = frozenset({"loss"})
+
+
+def greater_is_better(metric: str) -> bool:
+    """Whether a higher value of `metric` is better (selection, early stopping, the best mark in tables)."""
+    return metric not in LOWER_IS_BETTER
 
 _METRICS_DIR = Path(__file__).resolve().parent
 
