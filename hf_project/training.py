@@ -344,31 +344,32 @@ def train_and_test(
         set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
         model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
         trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
-        train_output = train(trainer, checkpoint)
+        train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
         test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
         memory = peak.reading()
     if not is_main:
         return {}
     return write_results(
-        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, checkpoint
+        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, started_at
     )
 
 
-def train(trainer: Trainer, checkpoint: Path | None) -> TrainOutput:
+def train(trainer: Trainer, checkpoint: Path | None) -> tuple[TrainOutput, int]:
     """Train from scratch, or continue exactly from `checkpoint` (weights, optimizer, scheduler, RNG states, early
-    stopping counter and best-so-far all come back)."""
-    if checkpoint is None:
-        return trainer.train()
-    if not resume.training_finished(checkpoint):
-        return trainer.train(resume_from_checkpoint=str(checkpoint))
+    stopping counter and best-so-far all come back); also the global step the trainer itself started from."""
+    if checkpoint is None or not resume.training_finished(checkpoint):
+        output = trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
+        # What the Trainer restored, not what we asked for: its own step count at the start of this call (the one
+        # its train_loss and speed metrics are computed from).
+        return output, trainer._initial_global_step
     # Saved after the last step (the run was killed while testing or writing results): nothing is left to train,
     # and trainer.train() would take one more step before it looks at the stop flag.
     logger.info("%s was saved after the last training step: restoring the best checkpoint only", checkpoint.name)
     trainer.state = TrainerState.load_from_json(str(checkpoint / "trainer_state.json"))
     trainer.state.best_model_checkpoint = trainer.state.best_model_checkpoint or str(checkpoint)
     trainer._load_best_model()
-    return TrainOutput(trainer.state.global_step, float("nan"), {})
+    return TrainOutput(trainer.state.global_step, float("nan"), {}), trainer.state.global_step
 
 
 def build_trainer(
@@ -436,7 +437,7 @@ def write_results(
     test: PredictionOutput,
     wall_time: float,
     memory: dict[str, Any],
-    resumed_from: Path | None = None,
+    started_at: int = 0,
 ) -> dict[str, Any]:
     """Every result file of the run directory, then a copy of the model in weights/."""
     probs = torch.softmax(torch.from_numpy(logits_of(test.predictions).astype(np.float32)), -1).numpy()
@@ -468,7 +469,7 @@ def write_results(
                                 run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
     runs.write_json(run_dir / "metrics.json", metrics)
     runs.write_json(run_dir / "manifest.json",
-                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, resumed_from))
+                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at))
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
     runs.copy_dir_atomic(model_dir, weights_dir)
     # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
@@ -501,9 +502,9 @@ def manifest(
     model_dir: Path,
     wall_time: float,
     memory: dict[str, Any],
-    resumed_from: Path | None = None,
+    started_at: int = 0,
 ) -> dict[str, Any]:
-    """manifest.json; `memory` is this model's PeakMemory reading."""
+    """manifest.json; `memory` is this model's PeakMemory reading, `started_at` the step training continued from."""
     model = trainer.model
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -519,7 +520,7 @@ def manifest(
         "device": {**runs.device_info(), "num_processes": trainer.args.world_size,
                    "distributed_type": str(trainer.args.distributed_state.distributed_type)},
         "mixed_precision": trainer.accelerator.mixed_precision,
-        "resumed_from": resumed_from.name if resumed_from else None,
+        "resumed_from": f"checkpoint-{started_at}" if started_at else None,
         "dataset": {"name": data.name, "fingerprint": data.fingerprint, "num_labels": data.num_labels,
                     "sizes": {k: len(v) for k, v in data.splits.items()}},
         "split_hash": data.split["hash"],

@@ -52,7 +52,8 @@ MUTANTS = (
            "self.loss_is_scaled_for_ga = False", "self.loss_is_scaled_for_ga = True",
            (GUARANTEES, "-k", "gradient_accumulation")),
     Mutant("resume-restarts-from-scratch", "hf_project/training.py",
-           "return trainer.train(resume_from_checkpoint=str(checkpoint))", "return trainer.train()",
+           "output = trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))",
+           "output = trainer.train()",
            ("tests/test_resume.py", "-k", "never_repeats")),
     Mutant("evaluation-rows-left-in-length-order", "hf_project/training.py",
            "restore = np.argsort(order)  # row order[k] was predicted k-th",
@@ -77,6 +78,15 @@ MUTANTS = (
     Mutant("loss-plot-draws-nothing", "hf_project/plots.py",
            "    if train_steps:\n", "    if False:\n",
            (GUARANTEES, "-k", "loss_plot")),
+    Mutant("confusion-matrix-not-normalised", "hf_project/plots.py",
+           "values = _normalise_rows(counts) if normalize else counts", "values = counts",
+           (GUARANTEES, "-k", "confusion_matrix_plot")),
+    Mutant("validation-curves-first-seed-only", "hf_project/plots.py",
+           "for i, points in enumerate(runs):", "for i, points in enumerate(runs[:1]):",
+           (GUARANTEES, "-k", "comparison_plots")),
+    Mutant("metric-bars-first-seed-only", "hf_project/plots.py",
+           "means = [float(np.mean(s)) for s in series]", "means = [float(s[0]) for s in series]",
+           (GUARANTEES, "-k", "comparison_plots")),
 )
 
 

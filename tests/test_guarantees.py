@@ -164,3 +164,31 @@ def test_loss_plot_draws_the_logged_losses_and_the_best_step(monkeypatch, tmp_pa
     np.testing.assert_array_equal(lines["validation loss"].get_xdata(), [2, 4])
     np.testing.assert_array_equal(lines["validation loss"].get_ydata(), [1.0, 0.8])
     assert list(lines["best step (4)"].get_xdata()) == [4, 4]
+
+
+@pytest.fixture
+def drawn(monkeypatch) -> dict:
+    """The figure each plot function would save, kept for inspection instead of written."""
+    figures: dict = {}
+    monkeypatch.setattr(plots, "_save_atomic", lambda fig, path, dpi=100: figures.setdefault(Path(path).name, fig))
+    return figures
+
+
+def test_confusion_matrix_plot_shows_row_fractions_and_the_counts_it_was_given(drawn, tmp_path):
+    matrix = [[8, 2, 0], [1, 3, 0], [0, 0, 0]]
+    plots.plot_confusion_matrix(matrix, ["a", "b", "c"], tmp_path / "cm.png")
+    (ax, _colorbar) = drawn["cm.png"].axes
+    np.testing.assert_allclose(ax.images[0].get_array(), [[0.8, 0.2, 0], [0.25, 0.75, 0], [0, 0, 0]])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
+    assert {t.get_text() for t in ax.texts} >= {"0.80", "0.75", "0.25"}  # the cells are annotated with their values
+
+
+def test_comparison_plots_draw_every_model_and_seed(drawn, tmp_path):
+    curves = {"lstm": [[(1, 1.0), (2, 0.8)], [(1, 1.1), (2, 0.7)]], "minilm": [[(1, 0.9), (2, 0.5)]]}
+    plots.plot_validation_curves(curves, tmp_path / "val.png")
+    (ax,) = drawn["val.png"].axes
+    assert [line.get_ydata().tolist() for line in ax.get_lines()] == [[1.0, 0.8], [1.1, 0.7], [0.9, 0.5]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["lstm", "minilm"]
+    plots.plot_metric_bars({"lstm": {"macro_f1": [0.4, 0.6]}, "minilm": {"macro_f1": [0.7]}}, tmp_path / "bars.png")
+    (ax,) = drawn["bars.png"].axes
+    assert [round(bar.get_height(), 6) for bar in ax.patches] == [0.5, 0.7]  # the mean over seeds
