@@ -66,6 +66,12 @@ def test_the_kept_model_is_the_validation_best_checkpoint(fortunes_csv, tmp_path
     from sklearn.metrics import f1_score
 
     assert f1_score(labels, probs.argmax(-1), average="macro") == pytest.approx(evals[best]["eval_macro_f1"], abs=1e-6)
+    # And the test predictions are that model's: the saved model gives the same probabilities on the test texts.
+    import pandas as pd
+
+    written = pd.read_csv(run_dir / "predictions_test.csv")
+    test_probs = Predictor.load(run_dir).probabilities(list(data.splits["test"]["text"]), progress=False)
+    np.testing.assert_allclose(written[[f"p_{n}" for n in data.label_names]].to_numpy(), test_probs, atol=1e-5)
 
 
 def test_test_split_is_read_once_after_training_by_the_selected_model(fortunes_csv, tmp_path, monkeypatch):
