@@ -10,7 +10,6 @@ prepared data, trains, writes its run directory and hands back the metrics; its 
 
 from __future__ import annotations
 
-import logging
 import os
 import pickle
 import signal
@@ -26,7 +25,6 @@ import torch
 
 from hf_project.errors import UserError
 
-logger = logging.getLogger(__name__)
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # so the child imports this same hf_project
 
 

@@ -31,6 +31,7 @@ from hf_project import runs
 from hf_project.config import ExperimentConfig, TrainArguments, parse_args_with, read_yaml_mapping
 from hf_project.data import PreparedData, prepare_data
 from hf_project.errors import UserError
+from hf_project.metrics import greater_is_better
 from hf_project.modalities import get_stage
 from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, resolve
@@ -310,7 +311,7 @@ def search_model(
 
     knobs = space.knobs_for(spec)
     metric = cfg.train.metric_for_best_model
-    direction = "minimize" if metric == "loss" else "maximize"
+    direction = "maximize" if greater_is_better(metric) else "minimize"
     key = study_key(cfg, spec, data, knobs)
     name = study_name or key[:10]
     search_dir = Path(cfg.train.runs_dir) / data.name / spec.name / f"search-{name}"
@@ -417,7 +418,7 @@ def run_trials(
     trainer = build_trainer(cfg, data, stage, processor, args, prepared, model_init=model_init)
     trainer.add_callback(_DropTrialCheckpoints())
     metric_key = f"eval_{cfg.train.metric_for_best_model}"
-    better = min if cfg.train.metric_for_best_model == "loss" else max
+    better = max if greater_is_better(cfg.train.metric_for_best_model) else min
 
     def best_so_far(metrics: dict[str, float]) -> float:
         # Called at every evaluation; the Trainer resets `objective` to None when a trial starts.

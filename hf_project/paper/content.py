@@ -27,6 +27,7 @@ from hf_project.compare import (
 )
 from hf_project.config import config_from_dict
 from hf_project.errors import UserError
+from hf_project.metrics import greater_is_better
 from hf_project.models.registry import HUB_ALIASES
 
 # Which paper describes a model: by alias first, then by the checkpoint's model_type (local or hub folders).
@@ -440,7 +441,7 @@ class Verdict:
 
     @property
     def lower_is_better(self) -> bool:
-        return self.metric == "loss"
+        return not greater_is_better(self.metric)
 
 
 def verdict(ctx: Context) -> Verdict:
@@ -448,7 +449,7 @@ def verdict(ctx: Context) -> Verdict:
     metric = ctx.rows[0]["selection_metric"]
     key = f"test_{metric}_mean"
     scored = [r for r in ctx.rows if r[key] is not None]
-    ranked = sorted(scored, key=lambda r: r[key], reverse=metric != "loss")
+    ranked = sorted(scored, key=lambda r: r[key], reverse=greater_is_better(metric))
     runner = ranked[1] if len(ranked) > 1 else None
     margin = abs(ranked[0][key] - runner[key]) if runner else None
     return Verdict(ranked[0], runner, metric, margin)
@@ -480,8 +481,8 @@ def verdict_sentence(ctx: Context) -> str:
     else:
         text += " With one seed per model, the seed-to-seed spread of this margin is unknown."
     val_key = f"validation_{v.metric}_mean"
-    val_best = max((r for r in ctx.rows if r[val_key] is not None), key=lambda r: r[val_key],
-                   default=None) if v.metric != "loss" else min(ctx.rows, key=lambda r: r[val_key])
+    pick = max if greater_is_better(v.metric) else min
+    val_best = pick((r for r in ctx.rows if r[val_key] is not None), key=lambda r: r[val_key], default=None)
     if val_best is not None:
         same = val_best["model"] == w["model"]
         text += (" Validation ranks the same model first." if same
@@ -492,7 +493,7 @@ def verdict_sentence(ctx: Context) -> str:
 def best_run(group: Group) -> Run:
     """The run of a group whose checkpoint was best on validation: figures never pick a run by its test score."""
     metric = group.first.metrics["selection_metric"]
-    sign = -1 if metric == "loss" else 1
+    sign = 1 if greater_is_better(metric) else -1
     return max(group.runs, key=lambda r: sign * (r.metrics["validation"].get(metric) or 0.0))
 
 
