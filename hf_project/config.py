@@ -18,6 +18,14 @@ from transformers import HfArgumentParser
 from hf_project.errors import UserError
 
 DEFAULT_SEED = 2023
+LSTM = "lstm"  # the from-scratch baseline's alias
+# Train-time image augmentation when --random_resized_crop / --horizontal_flip are not given: chosen per model
+# family on validation data of the builtin image sets (README, "Image augmentation"); each run's config.yaml
+# records the values it used.
+AUGMENTATION_DEFAULTS = {
+    "lstm": {"random_resized_crop": False, "horizontal_flip": False},
+    "pretrained": {"random_resized_crop": False, "horizontal_flip": True},
+}
 MIXED_PRECISIONS = ("no", "bf16", "fp16")  # what a run records; `auto` resolves to one of them
 
 
@@ -55,14 +63,30 @@ class DataArguments:
     max_train_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N training examples of the seeded split (budget)."}
     )
+    max_eval_samples: int | None = field(
+        default=None,
+        metadata={"help": "Keep a seeded random N of the validation rows and N of the test rows (a budget for large "
+                  "provided splits); fixed before training like the rest of the split."},
+    )
     max_length: int = field(default=128, metadata={"help": "Text: truncate inputs to this many tokens."})
-    random_resized_crop: bool = field(
-        default=True, metadata={"help": "Image: random resized crop when training (never when evaluating)."}
+    random_resized_crop: bool | None = field(
+        default=None,
+        metadata={"help": "Image: random resized crop when training (never when evaluating). Default: per model "
+                  "family (README); --no_random_resized_crop turns it off."},
     )
     crop_scale_min: float = field(
         default=0.5, metadata={"help": "Image: smallest area fraction kept by the random resized crop."}
     )
-    horizontal_flip: bool = field(default=True, metadata={"help": "Image: random horizontal flip when training."})
+    horizontal_flip: bool | None = field(
+        default=None,
+        metadata={"help": "Image: random horizontal flip when training. Default: per model family (README); "
+                  "--no_horizontal_flip turns it off."},
+    )
+    image_size: int | None = field(
+        default=None,
+        metadata={"help": "Image, pretrained models: resize images to this many pixels square instead of the "
+                  "checkpoint's own input size (e.g. 112 for small images: about 4x less compute than 224)."},
+    )
     lstm_image_size: int = field(
         default=28, metadata={"help": "Image, LSTM: images become this many rows of this many grey pixels."}
     )
@@ -88,18 +112,23 @@ class DataArguments:
             raise UserError(f"--max_duration_s must be > 0, got {self.max_duration_s}")
         if self.max_length < 2:
             raise UserError(f"--max_length must be at least 2, got {self.max_length}")
+        if self.max_eval_samples is not None and self.max_eval_samples < 2:
+            raise UserError(f"--max_eval_samples must be at least 2, got {self.max_eval_samples}")
+        if self.image_size is not None and self.image_size < 8:
+            raise UserError(f"--image_size must be at least 8 pixels, got {self.image_size}")
         if self.max_train_samples is not None and self.max_train_samples < 2:
             raise UserError(f"--max_train_samples must be at least 2, got {self.max_train_samples}")
 
 
 @dataclass
 class ModelArguments:
-    model: str = field(
-        default="minilm,lstm",
+    model: str | None = field(
+        default=None,
         metadata={
             "help": "Comma-separated aliases (text: distilbert, bert, roberta, minilm; image: vit, convnext, "
-            "resnet; audio: wav2vec2, hubert, ast; any: lstm), hub ids or local model directories; each is trained "
-            "in turn on the same split."
+            "resnet, mobilenet_v2; audio: wav2vec2, hubert, ast, whisper_tiny; any: lstm), hub ids or local model "
+            "directories; each is trained in turn on the same split. Left out: the offline pretrained model of the "
+            "dataset's modality (minilm, mobilenet_v2 or whisper_tiny) against lstm."
         },
     )
     lstm_vocab_size: int = field(default=20000, metadata={"help": "LSTM: vocabulary size of its tokenizer."})
@@ -111,14 +140,15 @@ class ModelArguments:
     lstm_pooling: str = field(default="mean", metadata={"help": "LSTM: mean | max | last."})
 
     def __post_init__(self) -> None:
-        if not self.model_names:
-            raise UserError("--model is empty: name at least one model, e.g. --model minilm,lstm")
+        if self.model is not None and not self.model_names:
+            raise UserError("--model is empty: name at least one model, e.g. --model minilm,lstm, or leave it out")
         if self.lstm_pooling not in ("mean", "max", "last"):
             raise UserError(f"--lstm_pooling must be mean, max or last, got {self.lstm_pooling!r}")
 
     @property
     def model_names(self) -> list[str]:
-        return [m.strip() for m in self.model.split(",") if m.strip()]
+        """The models asked for; empty when --model was left out (the dataset's modality then decides)."""
+        return [m.strip() for m in (self.model or "").split(",") if m.strip()]
 
 
 @dataclass
@@ -230,12 +260,23 @@ class ExperimentConfig:
         return out
 
     def for_run(self, name: str, seed: int) -> ExperimentConfig:
-        """The configuration of one run of a multi-model, multi-seed experiment."""
+        """The configuration of one run of a multi-model, multi-seed experiment, its augmentation resolved."""
         return dataclasses.replace(
             self,
+            data=with_augmentation_defaults(self.data, from_scratch=name == LSTM),
             model=dataclasses.replace(self.model, model=name),
             train=dataclasses.replace(self.train, seed=seed, seeds=None),
         )
+
+
+def augmentation_defaults(from_scratch: bool) -> dict[str, bool]:
+    return AUGMENTATION_DEFAULTS[LSTM if from_scratch else "pretrained"]
+
+
+def with_augmentation_defaults(data: DataArguments, from_scratch: bool) -> DataArguments:
+    """Crop and flip settings left unset take the model family's defaults; those given are kept."""
+    unset = {k: v for k, v in augmentation_defaults(from_scratch).items() if getattr(data, k) is None}
+    return dataclasses.replace(data, **unset) if unset else data
 
 
 def _field_names() -> set[str]:
@@ -287,6 +328,12 @@ def make_parser(*extra: type) -> HfArgumentParser:
     """The experiment's flags, plus those of `extra` dataclasses (a script's own, e.g. the search's --trials)."""
     parser = HfArgumentParser((*ARG_CLASSES, *extra), allow_abbrev=False)  # a typo must not match a longer flag
     parser.add_argument("--config", help="YAML file of defaults; flags given on the command line win.")
+    # HfArgumentParser adds --no_X only for fields that default to True; these two default to the model family's.
+    # A bare --X (no value) means true, as for the other switches.
+    for name in AUGMENTATION_DEFAULTS[LSTM]:
+        action = next(a for a in parser._actions if a.dest == name)
+        action.nargs, action.const = "?", True
+        parser.add_argument(f"--no_{name}", dest=name, action="store_false", help=f"Same as --{name} false.")
     return parser
 
 

@@ -34,8 +34,15 @@ from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
 from hf_project.modalities import get_stage
 from hf_project.models import build_model
-from hf_project.models.registry import ModelSpec, check_modality, resolve
-from hf_project.training import build_trainer, check_output_dirs, log_class_balance, run_one, training_arguments
+from hf_project.models.registry import ModelSpec, resolve
+from hf_project.training import (
+    build_trainer,
+    check_output_dirs,
+    log_class_balance,
+    models_for,
+    run_one,
+    training_arguments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -256,8 +263,7 @@ def run_search(
     check_output_dirs(cfg)
     _check_single_process()
     data = prepare_data(cfg.data, cfg.data.split_seed)
-    for spec in specs:
-        check_modality(spec, data.modality)
+    names, specs = models_for(data.modality, names, specs)
     log_class_balance(data)
     results = {}
     for name, spec in zip(names, specs, strict=True):

@@ -33,9 +33,10 @@ from hf_project.isolation import run_in_own_process
 from hf_project.memory import PeakMemory
 from hf_project.metrics import classification_report, compute_metrics, greater_is_better, logits_of
 from hf_project.modalities import get_stage
+from hf_project.modalities.audio import load_waveform
 from hf_project.modalities.text import MicroBatchCollator, longest_first
 from hf_project.models import build_model
-from hf_project.models.registry import ModelSpec, check_modality, resolve
+from hf_project.models.registry import ModelSpec, check_modality, default_models, resolve
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -234,8 +235,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     check_output_dirs(cfg)
     with state.main_process_first():  # the datasets cache is written once, then read by the other processes
         data = prepare_data(cfg.data, cfg.data.split_seed)
-    for spec in specs:
-        check_modality(spec, data.modality)
+    names, specs = models_for(data.modality, names, specs)
     log_class_balance(data)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
     planned = [(seed, name, spec) for seed in cfg.train.seed_list for name, spec in zip(names, specs, strict=True)]
@@ -250,6 +250,18 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
         else:
             results[key] = run_one(cfg.for_run(name, seed), spec, data)
     return results
+
+
+def models_for(modality: str, names: list[str], specs: list[ModelSpec]) -> tuple[list[str], list[ModelSpec]]:
+    """The models to train on data of this modality: those asked for (checked against it), or with --model left
+    out the modality's offline pretrained model against the LSTM."""
+    if not names:
+        names = default_models(modality)
+        logger.info("no --model given: %s, the offline pretrained %s model, against %s", names[0], modality, names[1])
+        specs = [resolve(name) for name in names]
+    for spec in specs:
+        check_modality(spec, modality)
+    return names, specs
 
 
 def log_class_balance(data: PreparedData) -> None:
@@ -342,7 +354,8 @@ def train_and_test(
         with args.main_process_first(desc="preparing inputs"):
             prepared = stage.prepare(data, processor, cfg)
         set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
-        model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
+        model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model,
+                            max_duration_s=cfg.data.max_duration_s)
         trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
         train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
@@ -467,6 +480,7 @@ def write_results(
                     title=f"{spec.name} on {data.name}")
     plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names,
                                 run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
+    write_sample_inputs(data, run_dir / "figures" / plots.SAMPLE_INPUTS)
     runs.write_json(run_dir / "metrics.json", metrics)
     runs.write_json(run_dir / "manifest.json",
                     manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at))
@@ -478,6 +492,21 @@ def write_results(
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
                 validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
     return metrics
+
+
+def write_sample_inputs(data: PreparedData, path: Path) -> None:
+    """A few training inputs per class (the same rows for every model of the split), for the paper and the video,
+    which read only run files. A figure that cannot be drawn is not worth the trained model: it is only warned of."""
+    try:
+        train = data.splits["train"]
+        picked = train.select(plots.pick_examples(list(train["label"]), data.modality, data.split["seed"]))
+        values = list(picked[data.modality])  # texts, or images decoded by the Image feature
+        if data.modality == "audio":
+            values = [load_waveform(v, plots.SPECTROGRAM_RATE) for v in values]
+        examples = [(data.label_names[k], v) for k, v in zip(picked["label"], values, strict=True)]
+        plots.plot_sample_inputs(examples, data.modality, path, num_classes=data.num_labels)
+    except Exception as err:  # noqa: BLE001
+        logger.warning("no sample-inputs figure: %s", err)
 
 
 def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:

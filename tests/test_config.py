@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
-from hf_project.config import config_from_dict, parse_args
+from hf_project.config import augmentation_defaults, config_from_dict, parse_args
 from hf_project.errors import UserError
 
 
@@ -56,8 +58,28 @@ def test_for_run_keeps_everything_else():
     cfg = parse_args(["--model", "minilm,lstm", "--seeds", "1,2"])
     assert cfg.train.seed_list == [1, 2]
     one = cfg.for_run("lstm", 2)
-    assert one.model.model_names == ["lstm"] and one.data == cfg.data
+    assert one.model.model_names == ["lstm"]
+    assert dataclasses.replace(one.data, random_resized_crop=None, horizontal_flip=None) == cfg.data
     assert one.train.seed == 2 and one.train.seeds is None and one.train.learning_rate == cfg.train.learning_rate
+
+
+@pytest.mark.parametrize("name", ["lstm", "minilm"])
+def test_for_run_resolves_unset_augmentation_per_model_family_and_keeps_given_values(name):
+    family = augmentation_defaults(from_scratch=name == "lstm")
+    unset = parse_args([]).for_run(name, 1).data
+    assert (unset.random_resized_crop, unset.horizontal_flip) == (family["random_resized_crop"],
+                                                                  family["horizontal_flip"])
+    assert augmentation_defaults(True) != augmentation_defaults(False)  # the families really differ
+    given = parse_args(["--random_resized_crop", "--no_horizontal_flip"]).for_run(name, 1).data
+    assert (given.random_resized_crop, given.horizontal_flip) == (True, False)
+    path_values = parse_args(["--horizontal_flip", "true", "--random_resized_crop", "false"]).data
+    assert (path_values.random_resized_crop, path_values.horizontal_flip) == (False, True)
+
+
+def test_model_left_out_is_empty_and_an_empty_model_is_an_error():
+    assert parse_args([]).model.model_names == []
+    with pytest.raises(UserError, match="--model is empty"):
+        parse_args(["--model", ","])
 
 
 def test_bad_seeds_are_an_error():

@@ -60,7 +60,7 @@ def staged(dataset: Path, model: str, *extra: str):
 @pytest.mark.parametrize("kind", [*PRETRAINED, "lstm"])
 def test_stage_gives_model_inputs_with_augmentation_on_train_only(shapes, tiny_image_models, kind):
     model = "lstm" if kind == "lstm" else str(tiny_image_models[kind])
-    data, processor, prepared, cfg = staged(shapes, model)
+    data, processor, prepared, cfg = staged(shapes, model, "--random_resized_crop", "--horizontal_flip")
     key, shape = ("input_features", (16, 16)) if kind == "lstm" else ("pixel_values", (3, 32, 32))
     greys = [i for i, img in enumerate(data.splits["train"]["image"]) if img.mode == "L"]
     assert greys, "the fixture must hold greyscale images"
@@ -92,6 +92,37 @@ def test_augmentation_switched_off_gives_the_evaluation_transform(shapes, tiny_i
         row = data.splits["train"][i]
         expected = evaluate({"image": [row["image"]], "label": [row["label"]]})["pixel_values"][0]
         assert torch.equal(prepared["train"][i]["pixel_values"], expected)
+
+
+@pytest.mark.parametrize("kind", ["convnext", "lstm"])
+def test_default_augmentation_follows_the_model_family(shapes, tiny_image_models, kind):
+    """Unset crop/flip take the family's defaults (config.AUGMENTATION_DEFAULTS), in the stage as in for_run."""
+    from hf_project.config import augmentation_defaults
+
+    model = "lstm" if kind == "lstm" else str(tiny_image_models[kind])
+    family = augmentation_defaults(from_scratch=kind == "lstm")
+    data, processor, prepared, cfg = staged(shapes, model)
+    key = "input_features" if kind == "lstm" else "pixel_values"
+    evaluate = image.make_transform(processor, cfg, train=False)
+    torch.manual_seed(0)
+    differs = []
+    for i in range(8):
+        row = data.splits["train"][i]
+        expected = evaluate({"image": [row["image"]], "label": [row["label"]]})[key][0]
+        differs.append(not torch.equal(prepared["train"][i][key], expected))
+    assert any(differs) == (family["random_resized_crop"] or family["horizontal_flip"])
+    assert cfg.for_run(model, 1).data.horizontal_flip == family["horizontal_flip"]
+
+
+def test_image_size_resizes_pretrained_inputs_and_is_saved_with_the_processor(shapes, tiny_image_models, tmp_path):
+    _, processor, prepared, _ = staged(shapes, str(tiny_image_models["convnext"]), "--image_size", "24")
+    assert tuple(prepared["validation"][0]["pixel_values"].shape) == (3, 24, 24)
+    assert tuple(prepared["train"][0]["pixel_values"].shape) == (3, 24, 24)
+    processor.save_pretrained(tmp_path)
+    from transformers import AutoImageProcessor
+
+    again = AutoImageProcessor.from_pretrained(tmp_path)
+    assert tuple(image.inputs_for([Image.new("RGB", (50, 70))], again)["pixel_values"].shape) == (1, 3, 24, 24)
 
 
 def test_flip_alone_mirrors_or_keeps_the_evaluation_tensor(shapes, tiny_image_models):
@@ -202,7 +233,7 @@ def check_weights_reproduce_predictions(weights: Path, rows: list[dict]) -> None
 def test_training_beats_chance_and_the_loss_falls(shapes, tiny_image_models, tmp_path):
     cfg = config(shapes, f"{tiny_image_models['resnet']},lstm", "--num_train_epochs", "6", "--learning_rate", "3e-3",
                  "--lstm_learning_rate", "1e-2", "--lstm_image_size", "32", "--early_stopping_patience", "0",
-                 "--logging_steps", "1", out=tmp_path)
+                 "--logging_steps", "1", "--random_resized_crop", "--horizontal_flip", out=tmp_path)
     results = run_experiment(cfg)
     for name, metrics in results.items():
         assert metrics["test"]["accuracy"] >= 0.7, (name, metrics["test"])  # chance: 1/3
@@ -214,7 +245,8 @@ def test_training_beats_chance_and_the_loss_falls(shapes, tiny_image_models, tmp
 
 def test_same_seed_same_augmented_run(shapes, tmp_path):
     def run(out: Path) -> tuple[dict, list[dict]]:
-        metrics = run_experiment(config(shapes, "lstm", "--num_train_epochs", "2", out=out))["lstm"]
+        metrics = run_experiment(config(shapes, "lstm", "--num_train_epochs", "2", "--random_resized_crop",
+                                        "--horizontal_flip", out=out))["lstm"]
         (run_dir,) = find_runs(out / "runs")
         history = json.loads((run_dir / "log_history.json").read_text())
         return metrics["test"], [{k: v for k, v in e.items() if "runtime" not in k and "per_second" not in k}

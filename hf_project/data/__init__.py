@@ -14,7 +14,7 @@ from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, V
 from hf_project.config import DataArguments
 from hf_project.data import labels as label_utils
 from hf_project.data.sources import dataset_name, load_raw
-from hf_project.data.splits import limit_train, make_split
+from hf_project.data.splits import limit_eval, limit_train, make_split
 from hf_project.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,7 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         fp,
     )
     split = limit_train(split, args.max_train_samples)
+    split = limit_eval(split, args.max_eval_samples, seed)
     names = label_utils.label_names_from(raw["train"].features[args.label_column], train_values)
     splits, ids_by_split = {}, {}
     for part in SPLITS:

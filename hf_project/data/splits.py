@@ -89,6 +89,22 @@ def limit_train(split: dict[str, Any], max_train_samples: int | None) -> dict[st
     return split
 
 
+def limit_eval(split: dict[str, Any], max_eval_samples: int | None, seed: int) -> dict[str, Any]:
+    """Keep a seeded random N of the validation rows and N of the test rows (a budget for large provided splits),
+    in their original order, and re-hash. Both are fixed before any model sees them, like the rest of the split."""
+    if max_eval_samples is None:
+        return split
+    split = dict(split)
+    for offset, part in enumerate(("validation", "test")):
+        indices = split[part]["indices"]
+        if max_eval_samples < len(indices):
+            keep = np.sort(np.random.default_rng(seed + 1 + offset).permutation(len(indices))[:max_eval_samples])
+            split[part] = {**split[part], "indices": [indices[i] for i in keep]}
+    split["max_eval_samples"] = max_eval_samples
+    split["hash"] = split_hash(split)
+    return split
+
+
 def split_hash(split: dict[str, Any]) -> str:
     content = {k: v for k, v in split.items() if k != "hash"}
     return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]

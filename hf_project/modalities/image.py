@@ -24,6 +24,7 @@ from datasets import Dataset, DatasetDict
 from PIL import Image
 from tqdm.auto import tqdm
 
+from hf_project.config import with_augmentation_defaults
 from hf_project.errors import UserError, first_line
 from hf_project.models.registry import ModelSpec, hub_error
 
@@ -100,9 +101,32 @@ def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -
     from transformers import AutoImageProcessor
 
     try:
-        return AutoImageProcessor.from_pretrained(spec.checkpoint)
+        processor = AutoImageProcessor.from_pretrained(spec.checkpoint)
     except (OSError, ValueError) as err:
         raise hub_error(spec.checkpoint, err) from None
+    if cfg.data.image_size:
+        resize_to(processor, cfg.data.image_size)
+    return processor
+
+
+def resize_to(processor: Any, size: int) -> None:
+    """Make the processor's output `size` pixels square, keeping its own recipe: a resize-then-centre-crop processor
+    keeps its resize/crop ratio (256/224 for ImageNet models), a fixed-size one resizes to size x size. The
+    processor is saved with the model, so inference resizes the same way."""
+    current = dict(processor.size)
+    crop = getattr(processor, "crop_size", None)
+    if "shortest_edge" in current:
+        if getattr(processor, "do_center_crop", False) and crop:
+            ratio = current["shortest_edge"] / crop["height"]
+            processor.size = {"shortest_edge": round(size * ratio)}
+            processor.crop_size = {"height": size, "width": size}
+        else:
+            processor.size = {"shortest_edge": size}
+    else:
+        processor.size = {"height": size, "width": size}
+        if crop:
+            processor.crop_size = {"height": size, "width": size}
+    logger.info("pretrained image inputs: %dx%d (--image_size)", size, size)
 
 
 def stored_images(ds: Dataset) -> Iterator[dict[str, Any]]:
@@ -183,8 +207,10 @@ def color_mode(processor: Any) -> str:
 
 def make_transform(processor: Any, cfg: ExperimentConfig, train: bool) -> Callable[[dict], dict]:
     """Batch transform for `with_transform`: {"image", "label"} -> model inputs + "labels"."""
-    crop = train and cfg.data.random_resized_crop
-    flip = train and cfg.data.horizontal_flip
+    # for_run resolved unset crop/flip to the model family's defaults; a config used directly gets them here
+    data_args = with_augmentation_defaults(cfg.data, from_scratch=isinstance(processor, RowImageProcessor))
+    crop = train and data_args.random_resized_crop
+    flip = train and data_args.horizontal_flip
     scale = (cfg.data.crop_scale_min, 1.0)
     height, width = input_size(processor) if crop else (0, 0)
     resample = Image.Resampling(int(getattr(processor, "resample", None) or Image.Resampling.BILINEAR))
