@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # System packages the project needs beyond pip, installed when missing and running as root; otherwise says how.
-#  - Debian's `fortunes` + `fortunes-min`: the builtin offline dataset (required: fails without them).
+#  - the builtin offline datasets (required: fails without them): Debian's `fortunes` + `fortunes-min` (fortunes),
+#    `dataset-fashion-mnist` (fashion_mnist) and `espeak-ng`, which speaks the spoken_words clips (and the video's
+#    narration).
 #  - the LaTeX toolchain and poppler-utils: scripts/build_paper.py and its tests (pdflatex, bibtex, pdfinfo,
 #    pdftotext); only the paper needs them, so without root they are a warning, not a failure.
-#  - ffmpeg and espeak-ng: scripts/make_video.py and its tests (encoding, ffprobe, speech); a warning without root.
+#  - ffmpeg: scripts/make_video.py and its tests (encoding, ffprobe); a warning without root.
 set -euo pipefail
-REQUIRED=(fortunes fortunes-min)
+REQUIRED=(fortunes fortunes-min dataset-fashion-mnist espeak-ng)
 PAPER=(texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended poppler-utils)
-VIDEO=(ffmpeg espeak-ng)
+VIDEO=(ffmpeg)
 
 missing_of() {
   local pkg
@@ -36,6 +38,7 @@ if [ ${#missing_video[@]} -gt 0 ]; then
     "${missing_video[*]}: run \`sudo apt-get install -y ${missing_video[*]}\`" >&2
 fi
 if [ ${#missing_required[@]} -gt 0 ]; then
-  echo "error: the builtin fortunes dataset needs the Debian packages ${missing_required[*]}: run \`sudo apt-get install -y ${missing_required[*]}\`" >&2
+  echo "error: the builtin datasets (fortunes, fashion_mnist, spoken_words) need the Debian packages" \
+    "${missing_required[*]}: run \`sudo apt-get install -y ${missing_required[*]}\`" >&2
   exit 1
 fi
