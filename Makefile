@@ -7,11 +7,20 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test test-slow test-all lint mutants setup system-deps clean-runs paper submission video bench
+.PHONY: demo demo-image demo-audio test test-slow test-all lint mutants setup system-deps clean-runs paper submission video bench
 
 demo: setup
 	$(PY) scripts/finetune.py --config configs/demo.yaml
 	$(PY) scripts/compare.py --dataset fortunes
+
+# One demo per data category, offline: the pretrained model of the category against the from-scratch LSTM.
+demo-image: setup
+	$(PY) scripts/finetune.py --config configs/demo_image.yaml
+	$(PY) scripts/compare.py --dataset fashion_mnist
+
+demo-audio: setup
+	$(PY) scripts/finetune.py --config configs/demo_audio.yaml
+	$(PY) scripts/compare.py --dataset spoken_words
 
 test: setup
 	$(PY) -m pytest -q

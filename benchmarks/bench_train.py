@@ -145,7 +145,8 @@ def run_ours(job: dict[str, Any], out: dict[str, Any]) -> None:
     out["prepare_s"] = round(time.perf_counter() - t0, 3)
     out["tokenised"] = bool(tokenised) if data.modality == "text" else None
     set_seed(cfg.train.seed)
-    model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model)
+    model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model,
+                        max_duration_s=cfg.data.max_duration_s)
     trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
     measure(trainer, t0, out)
     if job.get("inference") and job.get("max_steps", -1) < 0:

@@ -409,7 +409,8 @@ def run_trials(
 
     def model_init(trial: Any = None) -> Any:
         trial_cfg = cfg if trial is None else apply_params(cfg, spec, sample_params(trial, knobs))
-        model = build_model(spec, data.label_names, data.modality, lstm_inputs, trial_cfg.model)
+        model = build_model(spec, data.label_names, data.modality, lstm_inputs, trial_cfg.model,
+                            max_duration_s=trial_cfg.data.max_duration_s)
         # A normal run's Trainer reseeds after the model is built (in its __init__); so does a trial, so that data
         # order and dropout match and the retrained best trial is the very run the trial scored.
         if args.full_determinism:

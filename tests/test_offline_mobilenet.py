@@ -241,3 +241,20 @@ def test_fake_wheel_with_true_bytes_is_accepted(monkeypatch, tmp_path):
     """The fake-package route itself works: the same bytes under another package pass the hash check."""
     fake_wheel(monkeypatch, tmp_path, offline.weights_file("mobilenet_v2").read_bytes())
     assert offline.weights_file("mobilenet_v2").parent.parent.name == "fake_mobilenet_wheel"
+
+
+def test_fine_tuning_moves_batchnorm_statistics_at_torch_momentum(converted):
+    """transformers builds MobileNetV2's BatchNorm with TF's decay (0.997) as PyTorch's momentum; build_model puts
+    back 0.1, so one training batch moves the running mean a tenth of the way, not all of it."""
+    spec = registry.ModelSpec("mobilenet_v2", str(converted), "image")
+    model = build_model(spec, ["a", "b"], "image", {}, ModelArguments())
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms and all(m.momentum == 0.1 for m in norms)
+    first = norms[0]
+    before = first.running_mean.clone()
+    model.train()
+    x = torch.randn(4, 3, 64, 64) * 3 + 5
+    with torch.no_grad():
+        model(pixel_values=x)
+        batch_mean = model.mobilenet_v2.conv_stem.first_conv.convolution(x).mean((0, 2, 3))
+    assert torch.allclose(first.running_mean, 0.9 * before + 0.1 * batch_mean, atol=1e-3)

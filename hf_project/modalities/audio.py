@@ -13,6 +13,10 @@ an attention mask marking the real part where the model takes one. Fixed-length 
 independent of whichever clips share its batch, which matters for models without an attention mask (wav2vec2-base
 normalises and convolves over padding).
 
+Whisper's encoder takes a fixed 30 s of mel frames; so that short clips do not pay for 30 s of padding, a Whisper
+checkpoint is cut to `max_duration_s`: its positional table keeps its first ceil(50 * max_duration_s) rows (models'
+`build_model`) and its feature extractor makes twice as many frames (`cut_frames`); the saved model keeps the cut.
+
 Pretrained checkpoints use their own feature extractor (AutoFeatureExtractor); the from-scratch LSTM reads
 standardised log-mel frames from LogMelFrontend, whose parameters -- including the per-band statistics learnt from
 the training split -- are stored in the model config's `frontend`, so inference rebuilds the same front-end.
@@ -35,11 +39,11 @@ import torch
 from datasets import Dataset, DatasetDict
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoFeatureExtractor, Wav2Vec2FeatureExtractor
+from transformers import AutoConfig, AutoFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 from transformers.audio_utils import mel_filter_bank
 
 from hf_project.errors import UserError
-from hf_project.models import AUTO_CLASSES
+from hf_project.models import AUTO_CLASSES, whisper_positions
 from hf_project.models.registry import ModelSpec, aliases_for, hub_error
 
 if TYPE_CHECKING:
@@ -278,7 +282,9 @@ def encode(processor: Any, waves: Sequence[np.ndarray], max_duration_s: float) -
         return {k: list(out[k]) for k in keep}
     # Spectrogram extractors (AST, Whisper, ...) fix their own frame count; they get zero-padded samples.
     padded = [np.pad(w, (0, length - len(w))) for w in waves]
-    out = processor(padded, sampling_rate=rate, return_tensors="np")
+    # A reloaded Whisper extractor cut to a fractional number of seconds has a float n_samples (see cut_frames)
+    options = {"max_length": round(processor.n_samples)} if isinstance(processor, WhisperFeatureExtractor) else {}
+    out = processor(padded, sampling_rate=rate, return_tensors="np", **options)
     return {k: list(v) for k, v in out.items()}
 
 
@@ -309,8 +315,8 @@ class ClipTransform:
 # the stage interface
 
 
-def _check_audio_checkpoint(checkpoint: str) -> None:
-    """A local or cached checkpoint of another modality gets a clear message rather than 'no feature extractor'."""
+def _check_audio_checkpoint(checkpoint: str) -> Any:
+    """The checkpoint's config; one of another modality gets a clear message rather than 'no feature extractor'."""
     try:
         config = AutoConfig.from_pretrained(checkpoint)
     except (OSError, ValueError) as err:
@@ -320,6 +326,20 @@ def _check_audio_checkpoint(checkpoint: str) -> None:
             f"model {checkpoint!r} ({config.model_type}) cannot classify audio data: pick an audio checkpoint "
             f"({', '.join(aliases_for('audio'))})"
         )
+    return config
+
+
+def cut_frames(extractor: WhisperFeatureExtractor, positions: int) -> None:
+    """Make a Whisper extractor pad/crop to the 2 mel frames per position that the cut encoder takes.
+
+    WhisperFeatureExtractor.__init__ recomputes n_samples = chunk_length * sampling_rate when the saved extractor is
+    loaded again, so chunk_length stays an int for a whole number of seconds (the reloaded extractor is then exact on
+    its own); a fractional one makes n_samples a float, which `encode` rounds back.
+    """
+    extractor.nb_max_frames = 2 * positions
+    extractor.n_samples = extractor.nb_max_frames * extractor.hop_length
+    seconds = extractor.n_samples / extractor.sampling_rate
+    extractor.chunk_length = int(seconds) if seconds.is_integer() else seconds
 
 
 def fit_frontend(data: PreparedData, cfg: ExperimentConfig) -> LogMelFrontend:
@@ -343,13 +363,16 @@ def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -
     """The checkpoint's feature extractor, or for the LSTM a log-mel front-end fitted on training clips only."""
     if spec.from_scratch:
         return fit_frontend(data, cfg)
-    _check_audio_checkpoint(spec.checkpoint)
+    config = _check_audio_checkpoint(spec.checkpoint)
     try:
         extractor = AutoFeatureExtractor.from_pretrained(spec.checkpoint)
     except (OSError, ValueError) as err:
         raise hub_error(spec.checkpoint, err) from None
     if not isinstance(getattr(extractor, "sampling_rate", None), int):
         raise UserError(f"model {spec.checkpoint!r} has no audio feature extractor (no sampling_rate)")
+    positions = whisper_positions(config, cfg.data.max_duration_s, spec.checkpoint)
+    if positions is not None and isinstance(extractor, WhisperFeatureExtractor):
+        cut_frames(extractor, positions)  # build_model cuts the encoder's positional table to match
     # Saved with the model (preprocessor_config.json): inference crops/pads to the length training used.
     extractor.max_duration_s = cfg.data.max_duration_s
     return extractor
@@ -419,7 +442,9 @@ def frontend_of(model_config: Any, processor: FeatureExtractionMixin | None = No
         return LogMelFrontend.from_dict(frontend)
     if processor is None:
         raise UserError("this model folder has no feature extractor (preprocessor_config.json) and no front-end")
-    return processor
+    # AutoProcessor gives Whisper's folders a WhisperProcessor (feature extractor + tokenizer, an empty one when the
+    # folder has none); classification reads only the audio half.
+    return getattr(processor, "feature_extractor", processor)
 
 
 def inputs_for(clips: Sequence[dict[str, Any] | str | Path], processor: Any,

