@@ -113,6 +113,7 @@ def experiment_values(job: dict[str, Any]) -> dict[str, Any]:
         values.update(random_resized_crop=True, crop_scale_min=0.08)  # the image example's RandomResizedCrop
     if job["case"] == "audio":
         values["max_duration_s"] = job["audio_seconds"]
+    values.update(job.get("extra", {}))  # benchmarks/bench_models.py: the case's own settings
     return values
 
 
@@ -195,7 +196,7 @@ def inference_speed(trainer: Any, data: Any, model_dir: Path, out: dict[str, Any
     else:
         column = data.modality
         ds = ds.cast_column(column, Image(decode=False) if column == "image" else Audio(decode=False))
-        inputs = [x["path"] for x in ds[column]]
+        inputs = [x["path"] or x for x in ds[column]]  # files, or the stored bytes of images held in the dataset
     predictor = Predictor.load(model_dir)
     predictor.max_duration_s = seconds or predictor.max_duration_s  # a run directory's config.yaml would give it
     started = time.perf_counter()

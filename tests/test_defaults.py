@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from hf_project.config import augmentation_defaults
 from hf_project.data.splits import limit_eval, make_split
 from hf_project.models.registry import DEFAULT_PRETRAINED, resolve
 from hf_project.training import models_for
@@ -35,3 +36,27 @@ def test_max_eval_samples_keeps_a_seeded_subset_of_validation_and_test_in_order(
     assert limit_eval(split, 50, 7) == small  # seeded
     assert limit_eval(split, 50, 8)["test"] != small["test"]
     assert limit_eval(split, None, 7) is split and limit_eval(split, 10_000, 7)["test"] == split["test"]
+
+
+def test_finetune_on_digits_without_model_trains_mobilenet_v2_and_lstm(tmp_path):
+    """The command a new user types first for an image dataset: no --model, so no text model in the way."""
+    import subprocess
+    import sys
+
+    import yaml
+    from conftest import REPO_ROOT
+
+    from hf_project.runs import find_runs
+
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "finetune.py"), "--dataset", "digits", "--max_steps", "2",
+         "--max_train_samples", "64", "--max_eval_samples", "16", "--image_size", "32",
+         "--per_device_train_batch_size", "8", "--runs_dir", "runs", "--weights_dir", "weights"],
+        cwd=tmp_path, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = {run.parent.name: yaml.safe_load((run / "config.yaml").read_text()) for run in find_runs(tmp_path / "runs")}
+    assert set(runs) == {"mobilenet_v2", "lstm"}
+    for name, config in runs.items():
+        assert config["model"] == name  # each run's config names its own model: re-running it re-creates that run
+        family = augmentation_defaults(from_scratch=name == "lstm")
+        assert {k: config[k] for k in family} == family  # the augmentation it used, recorded
