@@ -45,8 +45,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp, open(Path(tmp) / "log.txt", "w") as log:
         for name, dataset, model, extra in CASES:
-            job = {"case": name.replace(" ", "_"), "impl": "ours", "precision": "no", "dataset": dataset, "model": model,
-                   "epochs": 1, "learning_rate": 5e-4, "lstm_learning_rate": 2e-3, "batch_size": 32,
+            job = {"case": name.replace(" ", "_"), "impl": "ours", "precision": "no", "dataset": dataset,
+                   "model": model, "epochs": 1, "learning_rate": 5e-4, "lstm_learning_rate": 2e-3, "batch_size": 32,
                    "max_train_samples": n_train, "cache_dir": None, "inference": True,
                    "audio_seconds": extra.get("max_duration_s"), "extra": {**extra, "max_eval_samples": n_eval}}
             result = bench_train.run_job(job, Path(tmp), log)

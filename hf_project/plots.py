@@ -1,4 +1,4 @@
-"""Training-curve and confusion-matrix figures, rendered off-screen and written atomically.
+"""Training-curve, confusion-matrix and sample-input figures, rendered off-screen and written atomically.
 
 Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly rather than through pyplot:
 they never enter pyplot's global figure registry (so nothing leaks or needs closing across thousands of
@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import textwrap
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +198,131 @@ def plot_metric_bars(values: dict[str, dict[str, list[float]]], path: str | Path
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend()
     _save_atomic(fig, path)
+
+
+# ---- sample inputs ---------------------------------------------------------------------------------------------
+# Drawn at training time into the run's figures/: reports read only run files, and the raw inputs are not among
+# them (a builtin or hub data set has no files to point at).
+SAMPLE_INPUTS = "sample_inputs.png"
+SAMPLE_MAX_CLASSES = {"text": 8, "image": 10, "audio": 8}
+SAMPLE_PER_CLASS = {"text": 2, "image": 4, "audio": 2}
+INPUT_NOUNS = {"text": ("text", "texts"), "image": ("image", "images"), "audio": ("clip", "clips")}
+SPECTROGRAM_RATE = 16000  # every clip is drawn at one rate, so the mel axes of all panels agree
+SPECTROGRAM_MELS = 64
+TEXT_CHARS = 200  # a text panel shows at most this many characters (three lines)
+
+
+def pick_examples(labels: Sequence[int], modality: str, seed: int = 2023) -> list[int]:
+    """Row indices of a few examples of each of the first classes (label order), drawn with `seed`: the same rows
+    for every model trained on one split, so all runs of a comparison show the same inputs."""
+    per_class, max_classes = SAMPLE_PER_CLASS[modality], SAMPLE_MAX_CLASSES[modality]
+    chosen: dict[int, list[int]] = {}
+    for i in np.random.default_rng(seed).permutation(len(labels)):
+        label = int(labels[i])
+        if label < max_classes and len(chosen.setdefault(label, [])) < per_class:
+            chosen[label].append(int(i))
+    return [i for label in sorted(chosen) for i in chosen[label]]
+
+
+def log_mel(wave: np.ndarray, sampling_rate: int = SPECTROGRAM_RATE, n_mels: int = SPECTROGRAM_MELS) -> np.ndarray:
+    """(n_mels, frames) log-mel power in dB (80 dB range) of a mono waveform: 25 ms Hann windows every 10 ms."""
+    from transformers.audio_utils import mel_filter_bank, spectrogram, window_function
+
+    win, hop = round(0.025 * sampling_rate), round(0.010 * sampling_rate)
+    n_fft = 2 ** int(np.ceil(np.log2(win)))
+    filters = mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels, min_frequency=20.0,
+                              max_frequency=sampling_rate / 2, sampling_rate=sampling_rate, norm="slaney",
+                              mel_scale="slaney")
+    wave = np.asarray(wave, dtype=np.float32)
+    if len(wave) < n_fft:  # a clip shorter than one window still gets a frame
+        wave = np.pad(wave, (0, n_fft - len(wave)))
+    # constant padding: reflect padding needs a clip longer than half a window
+    return spectrogram(wave, window_function(win, "hann", frame_length=n_fft), frame_length=n_fft, hop_length=hop,
+                       fft_length=n_fft, power=2.0, pad_mode="constant", mel_filters=filters, log_mel="dB",
+                       db_range=80.0)
+
+
+def draw_input(ax: Any, value: Any, modality: str, title: str = "", sampling_rate: int = SPECTROGRAM_RATE) -> None:
+    """One input on `ax` (a matplotlib Axes, pyplot's too): an image as it is, a clip (mono waveform at
+    `sampling_rate`) as its log-mel spectrogram, a text as wrapped lines."""
+    if modality == "image":
+        pixels = np.asarray(value.convert("RGB") if hasattr(value, "convert") else value)
+        small = max(pixels.shape[:2]) < 64  # tiny images (8x8 digits) as crisp squares, not a blur
+        ax.imshow(pixels, cmap="gray" if pixels.ndim == 2 else None, interpolation="nearest" if small else None)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    elif modality == "audio":
+        wave = np.asarray(value, dtype=np.float32)
+        seconds = len(wave) / sampling_rate
+        from transformers.audio_utils import hertz_to_mel
+
+        low, high = (float(hertz_to_mel(f, "slaney")) for f in (20.0, sampling_rate / 2))
+        ax.imshow(log_mel(wave, sampling_rate), origin="lower", aspect="auto", cmap="magma",
+                  extent=(0.0, seconds, low, high), interpolation="nearest")
+        # the vertical axis is mel-spaced; its ticks are named in Hz, which a reader can relate to the sound
+        ticks = [f for f in (100, 500, 1000, 2000, 4000, 8000) if f < sampling_rate / 2]
+        ax.set_yticks([float(hertz_to_mel(f, "slaney")) for f in ticks],
+                      labels=[f"{f // 1000}k" if f >= 1000 else str(f) for f in ticks])
+        ax.set_xlabel("seconds", fontsize=8)
+        ax.set_ylabel("Hz (mel scale)", fontsize=8)
+        ax.tick_params(labelsize=7)
+    else:
+        text = " ".join(str(value).split())
+        text = text if len(text) <= TEXT_CHARS else text[: TEXT_CHARS - 1] + "…"
+        ax.text(0.0, 1.0, textwrap.fill(text, 72), transform=ax.transAxes, va="top", ha="left", fontsize=8,
+                family="serif")
+        ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9, **({"loc": "left", "weight": "bold"} if modality == "text" else {}))
+
+
+def plot_sample_inputs(examples: Sequence[tuple[str, Any]], modality: str, path: str | Path,
+                       num_classes: int | None = None, sampling_rate: int = SPECTROGRAM_RATE) -> None:
+    """A few (class name, input) pairs of the training split: one column per class (images, and the clips of up to
+    four classes), else one row per class (texts, and images of fewer classes than examples per class) or per two
+    classes (clips). `num_classes`, when larger than the classes shown, is said in the title."""
+    by_class: dict[str, list[Any]] = {}
+    for label, value in examples:
+        by_class.setdefault(label, []).append(value)
+    if not by_class:
+        raise ValueError("no examples to draw")
+    per_class = max(len(v) for v in by_class.values())
+    names = list(by_class)
+    cells = []  # (row, column, class, input)
+    image_rows = modality == "image" and len(names) < per_class  # few classes: one row each, the figure stays wide
+    if image_rows:
+        rows, cols = len(names), per_class
+        cells = [(c, j, name, v) for c, name in enumerate(names) for j, v in enumerate(by_class[name])]
+    elif modality == "image" or (modality == "audio" and len(names) <= 4):
+        rows, cols = per_class, len(names)
+        cells = [(j, c, name, v) for c, name in enumerate(names) for j, v in enumerate(by_class[name])]
+    else:
+        pair = 2 if modality == "audio" else 1  # two classes side by side: the figure stays within a page
+        rows, cols = -(-len(names) // pair), per_class * pair
+        cells = [(k // pair, (k % pair) * per_class + j, name, v)
+                 for k, name in enumerate(names) for j, v in enumerate(by_class[name])]
+    width, height = {"image": (1.15, 1.15), "audio": (2.6, 1.7), "text": (4.6, 0.85)}[modality]
+    fig = _new_figure(max(3.0, width * cols), height * rows + 0.5)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for r, c, name, value in cells:
+        ax = axes[r, c]
+        ax.set_axis_on()
+        # an image grid names each class once (above its column, or left of its row); spectrograms and texts name
+        # every panel
+        draw_input(ax, value, modality, title="" if modality == "image" and (r > 0 or image_rows) else name,
+                   sampling_rate=sampling_rate)
+        if image_rows and c == 0:
+            ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+        if modality == "audio":  # axis names on the outer panels only
+            if c > 0:
+                ax.set_ylabel("")
+            if r < rows - 1 and any(cell[:2] == (r + 1, c) for cell in cells):
+                ax.set_xlabel("")
+    singular, plural = INPUT_NOUNS[modality]
+    title = f"training {plural if per_class > 1 else singular}: {per_class} per class"
+    if num_classes and num_classes > len(names):
+        title += f", first {len(names)} of {num_classes} classes"
+    fig.suptitle(title + (" (log-mel spectrograms)" if modality == "audio" else ""), fontsize=10)
+    _save_atomic(fig, path, dpi=110)

@@ -33,11 +33,30 @@ from PIL import Image
 
 from hf_project.compare import METRIC_TITLES, Group, Run, group_runs, table_rows
 from hf_project.errors import UserError, first_line
-from hf_project.paper.content import HYPERPARAMETERS, Context, best_run, fmt_params, verdict
+from hf_project.paper.content import (
+    HYPERPARAMETERS,
+    Context,
+    best_run,
+    fmt_params,
+    input_summary,
+    modality_of,
+    nouns,
+    sample_inputs_figure,
+    verdict,
+)
 
 logger = logging.getLogger(__name__)
 
-SLIDES = ("title", "data", "models", "notebook", "training", "results", "confusion", "conclusion")
+# "samples" is left out when the runs predate their sample-inputs figure.
+SLIDES = ("title", "data", "samples", "models", "notebook", "training", "results", "confusion", "conclusion")
+SAMPLES_NARRATION = {
+    "text": "Here are a few training texts of each class, as the models read them before tokenisation.",
+    "image": "Here are a few training images of each class, as they are stored, before resizing or augmentation.",
+    "audio": "Here are a few training clips of each class, drawn as log-mel spectrograms: time runs from left to "
+             "right, pitch from bottom to top, and brighter means louder.",
+}
+# What the notebook slide's code passes to predict(), per modality.
+EXAMPLE_INPUT = {"text": "'Beam me up, Scotty.'", "image": "'photo.png'", "audio": "'clip.wav'"}
 MIN_SLIDE_SECONDS = 3.0
 PAUSE_SECONDS = 0.6  # silence after each slide's narration
 FPS = 25
@@ -142,22 +161,24 @@ def draft_slides(ctx: Context) -> list[Slide]:
     w = v.winner
     key = f"test_{metric}_mean"
     seeds = sorted({r.metrics["seed"] for g in ctx.groups for r in g.runs})
+    singular, many = nouns(modality)
     slides = [
         Slide("title", f"{modality.capitalize()} classification on {ctx.dataset}",
               f"Hello. This presentation compares {len(models)} models for {modality} classification on the "
               f"{ctx.dataset} data set: {', '.join(models)}. Everything shown comes from our training runs."),
         Slide("data", "Problem and data",
-              f"The task is to assign each {modality} example one of {len(labels)} classes. The data set has "
-              f"{sum(sizes.values()):,} examples, split once with seed {ref.config.get('split_seed', 2023)} into "
-              f"{sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
-              f"testing. The classes are {'strongly ' if imbalance > 10 else ''}imbalanced: the largest, "
-              f"{train[0]['label']}, has {train[0]['train']:,} training examples, the smallest, {train[-1]['label']}, "
-              f"{train[-1]['train']:,}. This is why we select models by {METRIC_TITLES[metric]}, which weighs every "
-              "class equally."),
+              f"The task is to assign each {singular if modality != 'audio' else 'audio clip'} one of {len(labels)} "
+              f"classes. The data set has {sum(sizes.values()):,} {many}, split once with seed "
+              f"{ref.config.get('split_seed', 2023)} into {sizes['train']:,} for training, {sizes['validation']:,} "
+              f"for validation and {sizes['test']:,} for testing. The classes are "
+              f"{'strongly ' if imbalance > 10 else ''}imbalanced: the largest, {train[0]['label']}, has "
+              f"{train[0]['train']:,} training examples, the smallest, {train[-1]['label']}, {train[-1]['train']:,}. "
+              f"This is why we select models by {METRIC_TITLES[metric]}, which weighs every class equally."),
+        Slide("samples", f"What the {many} look like", SAMPLES_NARRATION[modality]),
         Slide("models", "Models and hyperparameters", models_narration(ctx)),
         Slide("notebook", "The inference notebook",
-              "The notebook notebooks/inference.ipynb loads the saved weights of each model, predicts the test "
-              "examples again and checks that its probabilities equal those of the evaluation. A few of its test "
+              f"The notebook notebooks/inference.ipynb loads the saved weights of each model, predicts the test "
+              f"{many} again and checks that its probabilities equal those of the evaluation. A few of its test "
               "predictions are on screen."),
         Slide("training", "What training revealed", training_narration(ctx)),
         Slide("results", "Results on validation and test",
@@ -171,7 +192,7 @@ def draft_slides(ctx: Context) -> list[Slide]:
         Slide("confusion", f"Where {best_group(ctx).label} goes wrong", confusion_narration(ctx)),
         Slide("conclusion", "Conclusion", conclusion_narration(ctx)),
     ]
-    return slides
+    return [s for s in slides if s.key != "samples" or sample_inputs_figure(ctx) is not None]
 
 
 def best_group(ctx: Context) -> Group:
@@ -193,10 +214,23 @@ def models_narration(ctx: Context) -> str:
         lr, epochs = hyperparameter(run, "learning rate"), hyperparameter(run, "epochs (max)")
         kind = "trained from scratch" if scratch else "fine-tuned from a pretrained checkpoint"
         parts.append(f"{g.label} has {fmt_params(params).replace('M', ' million').replace('k', ' thousand')} "
-                     f"parameters and is {kind}, with learning rate {lr:g} for up to {epochs:g} epochs")
+                     f"parameters, reads {spoken_input(run)} and is {kind}, with learning rate {lr:g} for up to "
+                     f"{epochs:g} epochs")
     batch = hyperparameter(ctx.reference, "batch size")
     return ("; ".join(parts) + f". All use batch size {batch}, AdamW, warm-up and early stopping on validation "
             f"{METRIC_TITLES[ctx.rows[0]['selection_metric']]}.")
+
+
+def spoken_input(run: Run) -> str:
+    """input_summary as a speech synthesiser reads it well: '32×32 RGB' -> '32 by 32 RGB images'."""
+    text = input_summary(run).replace("×", " by ").replace("≤", "texts of up to ").replace("kHz", "kilohertz")
+    modality = modality_of(run)
+    if modality == "image":
+        return text.replace(" grey rows", " grey images, row by row") if "rows" in text else text + " images"
+    if modality == "audio":
+        text = text.replace(", ", " at ")
+        return "the " + text if text.startswith("waveform") else text
+    return text
 
 
 def training_narration(ctx: Context) -> str:
@@ -352,6 +386,8 @@ def render_slides(ctx: Context, slides: list[Slide], folder: Path, width: int, h
         with Image.open(tmp) as im:  # even sizes for yuv420p, exactly width x height
             im.convert("RGB").resize((width, height)).save(tmp, format="png")
         os.replace(tmp, slide.image)
+    for stale in set(folder.glob("slide*.png")) - {s.image for s in slides}:  # an earlier render's other slides
+        stale.unlink()
 
 
 def draw_title(fig: Figure, ctx: Context) -> None:
@@ -375,28 +411,55 @@ def draw_data(fig: Figure, ctx: Context) -> None:
     ax.set_xlabel("training examples per class" + (f" (largest 30 of {len(counts)})" if len(counts) > 30 else ""))
 
 
+def draw_samples(fig: Figure, ctx: Context) -> None:
+    path = sample_inputs_figure(ctx)
+    if path is None:
+        _bullets(fig, ["(no sample inputs in the runs)"])
+        return
+    with Image.open(path) as im:
+        aspect = im.width / im.height
+    # as large as the area under the title band allows, centred, without distorting the figure
+    width_px, height_px = fig.get_figwidth(), fig.get_figheight()
+    h = 0.76
+    w = min(0.92, h * aspect * height_px / width_px)
+    h = w / aspect * width_px / height_px
+    _picture(fig, path, [(1 - w) / 2, 0.08 + (0.76 - h) / 2, w, h])
+
+
 def draw_models(fig: Figure, ctx: Context) -> None:
     rows = []
     for g in ctx.groups:
         run = g.first
-        rows.append([g.label, str(run.manifest["model"].get("class", "")),
+        rows.append([g.label, str(run.manifest["model"].get("class", "")), input_summary(run),
                      fmt_params(run.manifest["parameters"]["total"]), f"{hyperparameter(run, 'learning rate'):g}",
                      f"{hyperparameter(run, 'epochs (max)'):g}", str(hyperparameter(run, "batch size"))])
-    _table(fig, ["model", "class", "parameters", "learning rate", "max epochs", "batch"], rows,
-           [0.05, 0.15, 0.9, 0.65], None)
+    _table(fig, ["model", "class", "input", "parameters", "learning rate", "max epochs", "batch"], rows,
+           [0.03, 0.15, 0.94, 0.65], None)
 
 
 def draw_notebook(fig: Figure, ctx: Context) -> None:
     run = best_run(best_group(ctx))
     code = ["from hf_project.inference import Predictor",
             f"predictor = Predictor.load('weights/{ctx.dataset}/{run.metrics['model']}')",
-            "predictor.predict(inputs)"]
+            f"predictor.predict([{EXAMPLE_INPUT[ctx.modality]}])"]
     for k, line in enumerate(code):
         fig.text(0.06, 0.78 - k * 0.06, line, fontsize=17, family="monospace", color="#0b3d0b", va="top")
     with open(run.path / "predictions_test.csv", newline="") as f:
         rows = [r for _, r in zip(range(4), csv.DictReader(f), strict=False)]
-    table = [[_clip(r["input"], 40), r["label"], r["predicted"], f"{float(r['score']):.2f}"] for r in rows]
+    table = [[shown_input(r["input"], ctx.modality), r["label"], r["predicted"], f"{float(r['score']):.2f}"]
+             for r in rows]
     _table(fig, ["input", "label", "predicted", "score"], table, [0.05, 0.1, 0.9, 0.45], None)
+
+
+def shown_input(value: str, modality: str) -> str:
+    """A test input as the notebook slide shows it: a text's start; an image or clip by its folder and file name
+    (the author's absolute path says nothing), or by its test row when the data set has no files."""
+    if modality == "text":
+        return _clip(value, 40)
+    row = re.fullmatch(r"<(?:image|audio) (\d+)>", value)
+    if row:
+        return f"test {nouns(modality)[0]} {row.group(1)}"
+    return _clip("/".join(Path(value).parts[-2:]), 40)
 
 
 def _clip(text: str, n: int) -> str:
@@ -448,8 +511,8 @@ def draw_conclusion(fig: Figure, ctx: Context) -> None:
     _bullets(fig, lines, size=22)
 
 
-DRAW = {"title": draw_title, "data": draw_data, "models": draw_models, "notebook": draw_notebook,
-        "training": draw_training, "results": draw_results, "confusion": draw_confusion,
+DRAW = {"title": draw_title, "data": draw_data, "samples": draw_samples, "models": draw_models,
+        "notebook": draw_notebook, "training": draw_training, "results": draw_results, "confusion": draw_confusion,
         "conclusion": draw_conclusion}
 
 

@@ -1,4 +1,5 @@
-"""paper: the PDF is built from tiny runs, has 4-6 pages before the references, and its numbers are the runs'.
+"""paper: the PDF is built from tiny runs, has 4-6 pages before the references, and its numbers are the runs';
+image and audio runs get a paper in their own terms, with their sample inputs.
 
 Needs pdflatex/bibtex and poppler's pdfinfo/pdftotext; `make system-deps` installs them (as root).
 """
@@ -14,8 +15,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from audio_fixtures import save_tiny_wav2vec2, write_tone_folder
+from image_fixtures import make_image_folder, save_tiny_checkpoint
 
-from hf_project import runs
+from hf_project import plots, runs
 from hf_project.compare import METRIC_TITLES
 from hf_project.config import parse_args
 from hf_project.errors import UserError
@@ -32,6 +35,41 @@ pytestmark = pytest.mark.skipif(
 )
 TINY = ["--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--max_length", "32",
         "--lstm_embedding_dim", "16", "--lstm_hidden_size", "16", "--logging_steps", "2"]
+SMALL = ["--per_device_train_batch_size", "8", "--num_train_epochs", "2", "--lstm_num_train_epochs", "3",
+         "--lstm_embedding_dim", "16", "--lstm_hidden_size", "16", "--logging_steps", "2", "--no_isolate_runs"]
+# Words that describe text models and inputs only: none may describe an image or audio experiment.
+TEXT_WORDS = re.compile(r"\b(tokens?|tokeni[sz](?:er|ed|ing)|vocabular(?:y|ies)|words?|sentences?|texts?)\b", re.I)
+
+
+def shared_runs(tmp_path_factory, name: str, argv: list[str]) -> Path:
+    """runs/ of a tiny experiment, trained once per session even when several test modules import the fixture (each
+    import is a fixture of its own to pytest): the folder is shared, and marked done once complete."""
+    root = tmp_path_factory.getbasetemp() / name
+    if not (root / "done").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir()
+        argv = [str(a(root)) if callable(a) else a for a in argv]  # data and checkpoints are written into root
+        run_experiment(parse_args([*argv, "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights")]))
+        (root / "done").write_text("")
+    return root / "runs"
+
+
+@pytest.fixture(scope="session")
+def image_runs(tmp_path_factory) -> Path:
+    """A tiny ViT and the image LSTM on one split of a folder of PNG files (3 classes)."""
+    return shared_runs(tmp_path_factory, "image-report-runs", [
+        "--dataset", lambda root: make_image_folder(root / "shapes", per_class=10),
+        "--model", lambda root: f"{save_tiny_checkpoint('vit', root / 'tiny-vit')},lstm",
+        "--lstm_image_size", "16", "--random_resized_crop", *SMALL])
+
+
+@pytest.fixture(scope="session")
+def audio_runs(tmp_path_factory) -> Path:
+    """A tiny wav2vec2 and the audio LSTM on one split of an audio folder of tones (3 classes, mixed formats)."""
+    return shared_runs(tmp_path_factory, "audio-report-runs", [
+        "--dataset", lambda root: write_tone_folder(root / "tones", per_class=8),
+        "--model", lambda root: f"{save_tiny_wav2vec2(root / 'tiny-wav2vec2')},lstm",
+        "--max_duration_s", "0.5", "--lstm_sampling_rate", "8000", "--lstm_n_mels", "16", *SMALL])
 
 
 @pytest.fixture(scope="module")
@@ -122,8 +160,12 @@ def test_generated_text_states_the_winner_and_the_setup(project):
     training = (generated / "training.tex").read_text()
     assert "Optuna" in training and "tab:search" in training and "learning" in training
     assert "from scratch" in (generated / "models.tex").read_text()
-    for figure in ("validation_loss.png", "loss_best.png", "confusion_matrix.png"):
+    for figure in ("validation_loss.png", "loss_best.png", "confusion_matrix.png", plots.SAMPLE_INPUTS):
         assert (project / "paper" / "figures" / figure).stat().st_size > 0
+    dataset = (generated / "dataset.tex").read_text()
+    assert r"\ref{fig:samples} shows a few training texts" in dataset and "Training texts of" in dataset
+    assert "input & $\\leq$32 tokens & $\\leq$32 tokens" in training and "LSTM vocabulary" in training
+    assert TEXT_WORDS.search(setup_words(project / "paper"))  # the check the image and audio papers must pass
     assert r"\authornote{" in (project / "paper" / "paper.tex").read_text()
 
 
@@ -173,3 +215,50 @@ def test_submission_zip_holds_the_deliverables_and_no_data(project, tmp_path):
     (root / "paper" / "paper.pdf").unlink()
     with pytest.raises(UserError, match="paper.pdf"):
         package_submission(PackageArguments(root=str(root)))
+
+
+def setup_words(paper: Path) -> str:
+    """The generated setup sections (data set, pre-processing, models, training) as words: LaTeX commands removed."""
+    text = " ".join((paper / "generated" / f"{name}.tex").read_text()
+                    for name in ("dataset", "preprocessing", "models", "training"))
+    return re.sub(r"\\[a-zA-Z]+", " ", text)
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_image_and_audio_papers_speak_of_their_inputs_and_show_samples(modality, image_runs, audio_runs, tmp_path):
+    runs_dir = image_runs if modality == "image" else audio_runs
+    paper = tmp_path / "paper"
+    pdf = build_paper(PaperArguments(runs_dir=str(runs_dir), out_dir=str(paper)))
+    generated = paper / "generated"
+    dataset = (generated / "dataset.tex").read_text()
+    # the sample-inputs figure: copied from the runs (which drew it at training time), included and referenced
+    figure = paper / "figures" / plots.SAMPLE_INPUTS
+    run_figures = [p / "figures" / plots.SAMPLE_INPUTS for p in runs.find_runs(runs_dir)]
+    assert len(run_figures) == 2 and run_figures[0].read_bytes() == run_figures[1].read_bytes()  # same split, rows
+    assert figure.read_bytes() == run_figures[0].read_bytes()
+    assert f"{{figures/{plots.SAMPLE_INPUTS}}}" in dataset and r"\label{fig:samples}" in dataset
+    assert r"Figure~\ref{fig:samples} shows a few training " in dataset
+    words = setup_words(paper)
+    assert not TEXT_WORDS.search(words), TEXT_WORDS.search(words).group(0)
+    pre = (generated / "preprocessing.tex").read_text()
+    hparams = (generated / "training.tex").read_text()
+    if modality == "image":
+        assert "a local folder of images, \\texttt{shapes}, with one sub-folder per class" in dataset
+        assert "16$\\times$16 grey pixels" in pre and "grey-level images are repeated over the three RGB" in pre
+        assert "random resized crop keeping at least 50\\% of the area" in pre  # both models: --random_resized_crop
+        assert "input & 16$\\times$16 grey rows & 32$\\times$32 RGB" in hparams  # the LSTM's rows, the ViT's size
+        assert "LSTM input projection" in hparams and "pixel rows" in (generated / "models.tex").read_text()
+    else:
+        assert "a local folder of clips, \\texttt{tones}, with one sub-folder per class" in dataset
+        assert "0.5\\,s" in pre and "the waveform itself, normalised" in pre and "16-band log-mel frames" in pre
+        assert "25\\,ms windows every 10\\,ms at 8~kHz" in pre
+        assert "input & 16 log-mel bands, 8 kHz & waveform, 16 kHz" in hparams
+        assert "clip length (s) & 0.5 & 0.5" in hparams and "log-mel frames" in (generated / "models.tex").read_text()
+    macros = (generated / "macros.tex").read_text()
+    assert f"an {modality} classification data set of" in macros and f"an {modality} data set" in macros
+    texts = page_texts(pdf)
+    start = next(i for i, t in enumerate(texts) if re.search(r"^\s*References\s*$", t, re.M))
+    body = " ".join(" ".join(texts[:start]).split())
+    assert 4 <= start <= 6, f"{start} pages before the references"
+    noun = "images" if modality == "image" else "clips"
+    assert f"Training {noun} of" in body and "up to" in body  # the sample figure's caption, printed

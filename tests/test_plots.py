@@ -1,4 +1,5 @@
-"""Plots must be valid PNGs written atomically, for any shape of log history and 2..50 classes."""
+"""Plots must be valid PNGs written atomically, for any shape of log history and 2..50 classes, and the sample-inputs
+figure must draw images, spectrograms and texts of the classes it is given."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
+from hf_project import plots
 from hf_project.plots import plot_confusion_matrix, plot_loss
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -128,3 +130,72 @@ def test_plots_do_not_register_pyplot_figures(tmp_path: Path) -> None:
     plot_loss(_log_history(), tmp_path / "loss.png")
     plot_confusion_matrix(_matrix(4), list("abcd"), tmp_path / "cm.png")
     assert plt.get_fignums() == before
+
+
+# ---- sample inputs -----------------------------------------------------------------------------------------------
+
+
+def test_pick_examples_takes_a_few_of_each_first_class_and_depends_only_on_the_seed() -> None:
+    labels = [i % 12 for i in range(240)]  # 12 classes, 20 rows each
+    picked = plots.pick_examples(labels, "image", seed=2023)
+    per_class, max_classes = plots.SAMPLE_PER_CLASS["image"], plots.SAMPLE_MAX_CLASSES["image"]
+    classes = [labels[i] for i in picked]
+    assert classes == sorted(classes)  # grouped by class, in label order
+    assert {c: classes.count(c) for c in set(classes)} == {c: per_class for c in range(max_classes)}
+    assert picked == plots.pick_examples(labels, "image", seed=2023)
+    assert picked != plots.pick_examples(labels, "image", seed=7)
+    # a class with fewer rows than asked gives what it has
+    few = [0, 1, 1, 1, 1, 1]
+    assert [few[i] for i in plots.pick_examples(few, "text")] == [0, 1, 1]
+
+
+def test_log_mel_puts_a_tone_in_its_band() -> None:
+    from transformers.audio_utils import hertz_to_mel
+
+    rate = plots.SPECTROGRAM_RATE
+    t = np.arange(rate // 2) / rate
+    spec = plots.log_mel(np.sin(2 * np.pi * 1000 * t).astype(np.float32), rate)
+    assert spec.shape == (plots.SPECTROGRAM_MELS, 51)  # 10 ms hop over 0.5 s, centred frames
+    assert spec.max() - spec.min() == pytest.approx(80, abs=0.1)  # dB over an 80 dB range
+    low, high = hertz_to_mel(20.0, "slaney"), hertz_to_mel(rate / 2, "slaney")
+    centre = (hertz_to_mel(1000.0, "slaney") - low) / (high - low) * plots.SPECTROGRAM_MELS
+    assert abs(int(spec[:, 25].argmax()) - centre) <= 1.5
+    assert plots.log_mel(np.zeros(100, np.float32), rate).shape[0] == plots.SPECTROGRAM_MELS  # shorter than a window
+
+
+def _images(n: int) -> list:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    grey = [Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8), mode="L") for _ in range(n // 2)]
+    rgb = [Image.fromarray(rng.integers(0, 255, (40, 30, 3), dtype=np.uint8), mode="RGB") for _ in range(n - n // 2)]
+    return grey + rgb
+
+
+@pytest.mark.parametrize("modality", ["image", "audio", "text"])
+def test_plot_sample_inputs_writes_png(tmp_path: Path, modality: str) -> None:
+    rate = plots.SPECTROGRAM_RATE
+    values = {
+        "image": _images(12),
+        "audio": [np.sin(2 * np.pi * 300 * (k + 1) * np.arange(int(rate * 0.3)) / rate).astype(np.float32)
+                  for k in range(12)],
+        "text": [f"sample text number {k} " * (k + 1) for k in range(12)],
+    }[modality]
+    examples = [(f"class{k // 4}", v) for k, v in enumerate(values)]  # three classes of four
+    path = tmp_path / "samples.png"
+    plots.plot_sample_inputs(examples, modality, path, num_classes=5)
+    height, width, _ = _read_png(path).shape
+    assert width > height  # three classes stay within a page's width and height
+    _assert_only(tmp_path, "samples.png")
+
+
+def test_sample_inputs_of_many_classes_stay_within_a_page(tmp_path: Path) -> None:
+    rate = plots.SPECTROGRAM_RATE
+    clip = np.sin(2 * np.pi * 440 * np.arange(rate // 4) / rate).astype(np.float32)
+    plots.plot_sample_inputs([(f"c{k // 2}", clip) for k in range(16)], "audio", tmp_path / "a.png")
+    plots.plot_sample_inputs([(str(k // 4), img) for k, img in enumerate(_images(40))], "image", tmp_path / "i.png")
+    for name in ("a.png", "i.png"):
+        height, width, _ = _read_png(tmp_path / name).shape
+        assert height < 1.1 * width, name  # 8 classes of clips: two per row; 10 classes of images: one per column
+    with pytest.raises(ValueError, match="no examples"):
+        plots.plot_sample_inputs([], "image", tmp_path / "none.png")

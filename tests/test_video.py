@@ -1,4 +1,5 @@
-"""scripts/make_video.py: an H.264 + AAC MP4 drafted from runs of tiny models, the face overlay, and bad input."""
+"""scripts/make_video.py: an H.264 + AAC MP4 drafted from runs of tiny models (text, image, audio), the face overlay,
+and bad input."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 from conftest import REPO_ROOT
 from test_cli import TINY
+from test_paper import TEXT_WORDS, audio_runs, image_runs  # noqa: F401  (session fixtures: tiny image/audio runs)
 
 from hf_project import cli, video
 from hf_project.config import parse_args
@@ -148,3 +150,40 @@ def test_unknown_slide_and_incomplete_run_are_refused(runs_dir, tmp_path, capsys
     message = one_line_error(["--runs", str(failed), "--output", str(tmp_path / "v.mp4")], capsys)
     assert "is not complete (status: failed)" in message
     assert not (tmp_path / "v.mp4").exists()
+
+
+@pytest.mark.parametrize("modality", ["image", "audio"])
+def test_image_and_audio_videos_show_their_inputs(modality, image_runs, audio_runs, tmp_path):  # noqa: F811
+    runs_dir = image_runs if modality == "image" else audio_runs
+    out = tmp_path / "talk.mp4"
+    assert make(["--runs", str(runs_dir), "--output", str(out), *SIZE, *SHORT]) == 0
+    timeline = json.loads(out.with_suffix(".timeline.json").read_text())
+    slides = {s["slide"]: s for s in timeline["slides"]}
+    assert [s["slide"] for s in timeline["slides"]] == list(video.SLIDES)
+    # the samples slide shows the runs' sample-inputs figure: dark pictures (digits-like shapes, spectrograms) fill
+    # the middle of a slide that is otherwise white
+    samples = frame(out, (slides["samples"]["start"] + slides["samples"]["end"]) / 2)
+    conclusion = frame(out, (slides["conclusion"]["start"] + slides["conclusion"]["end"]) / 2)
+    middle = (slice(120, 300), slice(160, 480))
+    assert samples[middle].mean() < conclusion[middle].mean() - 40
+    # the narration, drafted in full, speaks of images or clips, never of texts or tokens
+    ctx = video.collect_runs([str(runs_dir)], None)
+    drafted = {s.key: s.narration for s in video.draft_slides(ctx)}
+    everything = " ".join(drafted.values())
+    assert not TEXT_WORDS.search(everything), TEXT_WORDS.search(everything).group(0)
+    if modality == "image":
+        assert "each image one of 3 classes" in drafted["data"]
+        assert "training images of each class" in drafted["samples"]
+        assert "reads 32 by 32 RGB images" in drafted["models"]
+        assert "16 by 16 grey images, row by row" in drafted["models"]
+    else:
+        assert "each audio clip one of 3 classes" in drafted["data"] and "log-mel spectrograms" in drafted["samples"]
+        assert "reads the waveform at 16 kilohertz" in drafted["models"]
+        assert "16 log-mel bands at 8 kilohertz" in drafted["models"]
+
+
+def test_notebook_slide_names_inputs_without_the_authors_paths():
+    assert video.shown_input("/home/ada/data/tones/high/high_07.mp3", "audio") == "high/high_07.mp3"
+    assert video.shown_input("<image 12>", "image") == "test image 12"  # a builtin set has no files
+    assert video.shown_input("<audio 3>", "audio") == "test clip 3"
+    assert video.shown_input("A long text " * 9, "text").endswith("…")

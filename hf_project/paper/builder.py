@@ -4,7 +4,7 @@
       paper.tex, references.bib   written once, then the author's (a rebuild keeps them)
       hfproject.sty               the project's NeurIPS-2020-preprint look-alike; neurips_2020.sty wins if present
       generated/*.tex             sections, tables and macros from runs/, rewritten on every build
-      figures/*.png               loss curves and confusion matrix, rewritten on every build
+      figures/*.png               loss curves, confusion matrix and sample inputs, rewritten on every build
       paper.pdf                   built (git-ignored)
 
 LaTeX runs in a temporary copy, so its auxiliary files never litter paper/; only paper.pdf comes back.
@@ -77,7 +77,7 @@ def write_sources(ctx: content.Context, out: Path, overwrite_template: bool = Fa
     figures = write_figures(ctx, out / "figures")
     sections = {
         "macros": content.macros(ctx),
-        "dataset": content.dataset_section(ctx),
+        "dataset": content.dataset_section(ctx, figures),
         "preprocessing": content.preprocessing_section(ctx),
         "models": content.models_section(ctx),
         "training": content.training_section(ctx),
@@ -102,8 +102,19 @@ def write_figures(ctx: content.Context, folder: Path) -> dict[str, str]:
     plots.plot_loss(run.log_history(), folder / "loss_best.png", best_step=run.metrics["validation"].get("best_step"))
     matrix = json.loads((run.path / "confusion_matrix.json").read_text())
     plots.plot_confusion_matrix(matrix["matrix"], matrix["labels"], folder / "confusion_matrix.png")
-    return {"validation": "figures/validation_loss.png", "loss": "figures/loss_best.png",
-            "confusion": "figures/confusion_matrix.png"}
+    figures = {"validation": "figures/validation_loss.png", "loss": "figures/loss_best.png",
+               "confusion": "figures/confusion_matrix.png"}
+    # The sample inputs cannot be redrawn from run files (the inputs are not among them): the runs' figure is copied.
+    found = content.sample_inputs_figure(ctx)
+    target = folder / plots.SAMPLE_INPUTS
+    if found is None:  # runs older than the figure: the paper goes without it
+        target.unlink(missing_ok=True)
+    else:
+        tmp = target.with_name(f".{target.name}.tmp")
+        shutil.copyfile(found, tmp)
+        tmp.replace(target)
+        figures["samples"] = f"figures/{plots.SAMPLE_INPUTS}"
+    return figures
 
 
 def compile_pdf(paper_dir: Path) -> Path:

