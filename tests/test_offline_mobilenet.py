@@ -258,3 +258,17 @@ def test_fine_tuning_moves_batchnorm_statistics_at_torch_momentum(converted):
         model(pixel_values=x)
         batch_mean = model.mobilenet_v2.conv_stem.first_conv.convolution(x).mean((0, 2, 3))
     assert torch.allclose(first.running_mean, 0.9 * before + 0.1 * batch_mean, atol=1e-3)
+
+
+def test_conv_models_train_and_reload_channels_last_with_the_same_logits(converted, tmp_path):
+    from hf_project.models import load_model
+
+    spec = registry.ModelSpec("mobilenet_v2", str(converted), "image")
+    model = build_model(spec, ["a", "b"], "image", {}, ModelArguments()).eval()
+    weight = model.mobilenet_v2.conv_stem.first_conv.convolution.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    model.save_pretrained(tmp_path)
+    again, _ = load_model(tmp_path)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(pixel_values=x).logits, again(pixel_values=x).logits)

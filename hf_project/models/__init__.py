@@ -128,6 +128,14 @@ def build_model(
                     config.max_source_positions, positions, positions / WHISPER_POSITIONS_PER_S, max_duration_s)
         cut_positions(model, positions)
     torch_batchnorm_momentum(model)
+    return channels_last(model)
+
+
+def channels_last(model: PreTrainedModel) -> PreTrainedModel:
+    """Convolutional image models in channels-last layout: oneDNN's (and cuDNN's) fast path; on 2 CPU cores
+    MobileNetV2 trains 1.5x faster (BENCHMARKS.md). Saved weights are the same tensors."""
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
     return model
 
 
@@ -155,7 +163,7 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:
     # The LSTM is registered as a sequence classifier whatever data it reads.
     lstm_model = isinstance(config, LSTMConfig)
     auto = AutoModelForSequenceClassification if lstm_model else AUTO_CLASSES[modality_of(config) or "text"]
-    model = auto.from_pretrained(path)
+    model = channels_last(auto.from_pretrained(path))  # as in training, so predictions match its evaluation
     processor = None
     try:
         processor = AutoProcessor.from_pretrained(path)
