@@ -204,6 +204,7 @@ def test_spoken_words_generated_once_into_the_cache(tmp_path):
     stamp = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     again = builtin.load_spoken_words(WORDS[:2], VOICES[:2], RATES[:1], PITCHES[:1], cache_dir=tmp_path)
     assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == stamp
+    assert list(first) == ["train"]  # no held-out accent among these two voices
     assert first["train"].to_dict() == again["train"].to_dict()
     assert first["train"].column_names == ["audio", "label", "voice", "rate", "pitch"]
     row = first["train"][0]
@@ -213,6 +214,15 @@ def test_spoken_words_generated_once_into_the_cache(tmp_path):
     assert len(list((tmp_path / "builtin").iterdir())) == 2
 
 
+def test_spoken_words_hold_out_whole_accents_for_evaluation(tmp_path):
+    voices = ("en", "en-us+f2", "en-029", "en-029+m3", "en-gb-x-gbcwmd+f2")
+    splits = builtin.load_spoken_words(WORDS[:2], voices, RATES[:1], PITCHES[:1], cache_dir=tmp_path)
+    accents = {split: {v.split("+")[0] for v in ds["voice"]} for split, ds in splits.items()}
+    assert accents == {"train": {"en", "en-us"}, "validation": {"en-gb-x-gbcwmd"}, "test": {"en-029"}}
+    assert set(builtin.SPOKEN_HELD_OUT["test"]) >= {"en-029"}
+    assert sum(len(ds) for ds in splits.values()) == 2 * len(voices)
+
+
 def test_spoken_words_through_prepare_data(monkeypatch):
     for name, value in (("SPOKEN_WORDS", WORDS), ("SPOKEN_VOICES", VOICES), ("SPOKEN_RATES", RATES),
                         ("SPOKEN_PITCHES", PITCHES)):
@@ -220,7 +230,8 @@ def test_spoken_words_through_prepare_data(monkeypatch):
     data = prepare_data(DataArguments(dataset="spoken_words"), seed=2023)
     assert data.modality == "audio" and data.label_names == sorted(WORDS)
     assert sum(len(s) for s in data.splits.values()) == len(WORDS) * len(VOICES) * len(RATES) * len(PITCHES)
-    assert data.split["test"]["source"] == "train"  # carved with the seed: the builtin has one split
+    assert data.split["test"]["source"] == "test"  # the held-out accent's clips, not a seeded carve
+    assert data.split["validation"]["source"] == "train"  # no validation accent among VOICES: carved with the seed
     assert data.splits["test"].column_names == ["audio", "label"]  # speaker columns stay out of the model's data
     row = data.splits["train"][0]["audio"]
     assert Path(row["path"]).parent.name == data.label_names[data.splits["train"][0]["label"]]
@@ -244,6 +255,7 @@ def test_full_spoken_words_through_prepare_data():
     data = prepare_data(DataArguments(dataset="spoken_words"), seed=2023)
     assert data.modality == "audio" and len(data.label_names) == 16
     assert sum(len(s) for s in data.splits.values()) > 2000
+    assert [data.split[s]["source"] for s in ("train", "validation", "test")] == ["train", "validation", "test"]
     audio = data.splits["test"][0]["audio"]
     assert len(load_waveform(audio, 16000)) > 0.3 * 16000
 
