@@ -262,3 +262,11 @@ def test_image_and_audio_papers_speak_of_their_inputs_and_show_samples(modality,
     assert 4 <= start <= 6, f"{start} pages before the references"
     noun = "images" if modality == "image" else "clips"
     assert f"Training {noun} of" in body and "up to" in body  # the sample figure's caption, printed
+
+
+def test_budget_subsets_are_stated_in_the_data_section():
+    from hf_project.paper.content import budget_sentence
+
+    assert budget_sentence({"seed": 1}) == ""
+    text = budget_sentence({"max_train_samples": 6000, "max_eval_samples": 1000})
+    assert "first 6,000" in text and "seeded random 1,000" in text
