@@ -13,6 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import csv  # noqa: E402
 import random  # noqa: E402
+import socket  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -81,3 +82,19 @@ def fortunes_csv(tmp_path_factory) -> Path:
 def out_dirs(tmp_path) -> list[str]:
     """--runs_dir and --weights_dir flags pointing into a fresh temp folder."""
     return ["--runs_dir", str(tmp_path / "runs"), "--weights_dir", str(tmp_path / "weights")]
+
+
+@pytest.fixture
+def blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Make socket connections and DNS lookups fail, recording attempts (evaluate swallows some errors)."""
+    attempts: list[object] = []
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        attempts.append(args)
+        raise OSError("network access is blocked in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return attempts

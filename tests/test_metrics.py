@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -26,22 +25,6 @@ from hf_project.metrics import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_LABELS = 6
-
-
-@pytest.fixture
-def blocked_network(monkeypatch: pytest.MonkeyPatch) -> list[object]:
-    """Make socket connections and DNS lookups fail, recording attempts (evaluate swallows some errors)."""
-    attempts: list[object] = []
-
-    def refuse(*args: object, **kwargs: object) -> None:
-        attempts.append(args)
-        raise OSError("network access is blocked in tests")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return attempts
 
 
 @pytest.fixture

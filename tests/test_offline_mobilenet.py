@@ -34,7 +34,10 @@ STD = torch.tensor(convert_mobilenet.IMAGENET_STD).view(1, 3, 1, 1)
 # Runs in a fresh interpreter with PYTHONPATH=.venv/reference. torchvision._meta_registrations registers meta
 # kernels for its C ops, which do not load beside the CPU torch; the Python models and transforms need none.
 REFERENCE_SCRIPT = """
-import sys, types
+import socket, sys, types
+def refuse(*args, **kwargs):
+    raise OSError("network access is blocked in tests")
+socket.socket.connect = socket.socket.connect_ex = socket.getaddrinfo = refuse  # the reference runs offline too
 sys.modules["torchvision._meta_registrations"] = types.ModuleType("torchvision._meta_registrations")
 import torch, torchvision
 from PIL import Image
@@ -100,14 +103,16 @@ def test_reference_is_torchvision_imagenet_mobilenet(reference):
     assert reference["pixels"].shape == (1, 3, 224, 224)
 
 
-def test_converted_logits_equal_torchvision(converted, reference):
-    model = AutoModelForImageClassification.from_pretrained(converted).eval()
+def test_converted_logits_equal_torchvision(converted, reference, blocked_network):
+    model = AutoModelForImageClassification.from_pretrained(offline.checkpoint("mobilenet_v2")).eval()
+    assert Path(offline.checkpoint("mobilenet_v2")) == converted
     assert model.config.tf_padding is False and model.config.layer_norm_eps == 1e-5
     with torch.no_grad():
         for seed, (shape, expected) in enumerate(zip(SHAPES, reference["logits"], strict=True)):
             logits = model(pixel_values=normalised_images(shape, seed)).logits
             assert logits.shape == expected.shape
             assert (logits - expected).abs().max().item() <= 1e-4, shape
+    assert blocked_network == []
 
 
 def test_padding_config_matters(converted, reference):

@@ -73,9 +73,10 @@ def cut_model(max_duration_s: float):
 # the conversion
 
 
-def test_encoder_equals_ctranslate2(converted):
+def test_encoder_equals_ctranslate2(converted, blocked_network):
     from transformers import AutoModelForAudioClassification
 
+    assert Path(offline.checkpoint("whisper_tiny")) == Path(converted)
     model = AutoModelForAudioClassification.from_pretrained(converted).eval()
     assert model.config.max_source_positions == 1500 and model.dtype == torch.float32
     extractor = AutoFeatureExtractor.from_pretrained(converted)
@@ -90,6 +91,7 @@ def test_encoder_equals_ctranslate2(converted):
     scale = np.abs(reference).max()
     assert scale > 1.0  # a pretrained encoder's outputs, not zeros
     assert np.abs(ours - reference).max() <= RELATIVE_TOLERANCE * scale
+    assert blocked_network == []
 
 
 def test_converted_folder_holds_encoder_without_head(converted, variables):
