@@ -170,10 +170,7 @@ def draft_slides(ctx: Context) -> list[Slide]:
               f"The task is to assign each {singular if modality != 'audio' else 'audio clip'} one of {len(labels)} "
               f"classes. The data set has {sum(sizes.values()):,} {many}, split once with seed "
               f"{ref.config.get('split_seed', 2023)} into {sizes['train']:,} for training, {sizes['validation']:,} "
-              f"for validation and {sizes['test']:,} for testing. The classes are "
-              f"{'strongly ' if imbalance > 10 else ''}imbalanced: the largest, {train[0]['label']}, has "
-              f"{train[0]['train']:,} training examples, the smallest, {train[-1]['label']}, {train[-1]['train']:,}. "
-              f"This is why we select models by {METRIC_TITLES[metric]}, which weighs every class equally."),
+              f"for validation and {sizes['test']:,} for testing. " + balance_sentence(train, imbalance, metric)),
         Slide("samples", f"What the {many} look like", SAMPLES_NARRATION[modality]),
         Slide("models", "Models and hyperparameters", models_narration(ctx)),
         Slide("notebook", "The inference notebook",
@@ -203,6 +200,17 @@ def best_group(ctx: Context) -> Group:
 def hyperparameter(run: Run, name: str) -> Any:
     """One row of the paper's hyperparameter table ("learning rate", "epochs (max)", ...) for this run."""
     return dict(HYPERPARAMETERS)[name](run.config, run.manifest["model"].get("from_scratch"))
+
+
+def balance_sentence(train: list[dict[str, Any]], imbalance: float, metric: str) -> str:
+    """The class balance in a sentence; near-equal classes are not called imbalanced."""
+    if imbalance < 1.5:
+        return (f"The classes are about equally frequent ({train[-1]['train']:,} to {train[0]['train']:,} training "
+                f"examples each); models are selected by {METRIC_TITLES[metric]}.")
+    return (f"The classes are {'strongly ' if imbalance > 10 else ''}imbalanced: the largest, {train[0]['label']}, "
+            f"has {train[0]['train']:,} training examples, the smallest, {train[-1]['label']}, "
+            f"{train[-1]['train']:,}. This is why we select models by {METRIC_TITLES[metric]}, which weighs every "
+            "class equally.")
 
 
 def models_narration(ctx: Context) -> str:
@@ -264,7 +272,9 @@ def confusion_narration(ctx: Context) -> str:
     i, j = np.unravel_index(off.argmax(), off.shape)
     recall = np.divide(np.diag(matrix), matrix.sum(1), out=np.zeros(len(labels)), where=matrix.sum(1) > 0)
     worst = int(np.argmin(np.where(matrix.sum(1) > 0, recall, np.inf)))
-    return text + (f"The most frequent mistake is {labels[i]} taken for {labels[j]}, {int(off[i, j])} times. "
+    count = int(off[i, j])
+    return text + (f"The most frequent mistake is {labels[i]} taken for {labels[j]}, "
+                   f"{'once' if count == 1 else f'{count} times'}. "
                    f"The hardest class is {labels[worst]}, with recall {_spoken(float(recall[worst]))}.")
 
 

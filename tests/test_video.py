@@ -187,3 +187,12 @@ def test_notebook_slide_names_inputs_without_the_authors_paths():
     assert video.shown_input("<image 12>", "image") == "test image 12"  # a builtin set has no files
     assert video.shown_input("<audio 3>", "audio") == "test clip 3"
     assert video.shown_input("A long text " * 9, "text").endswith("…")
+
+
+def test_balance_sentence_says_imbalanced_only_when_it_is():
+    from hf_project.video import balance_sentence
+
+    balanced = [{"label": "a", "train": 72}, {"label": "b", "train": 70}]
+    assert "imbalanced" not in balance_sentence(balanced, 72 / 70, "macro_f1")
+    skewed = [{"label": "a", "train": 400}, {"label": "b", "train": 20}]
+    assert "strongly imbalanced" in balance_sentence(skewed, 20.0, "macro_f1")
