@@ -6,8 +6,8 @@ through hf_project's own path; each case in a child process of its own, fp32, on
 
 Measured per case: training samples/s over one epoch of `train` examples (no periodic evaluation), evaluation
 samples/s on validation, and inference samples/s of hf_project.inference.Predictor on the validation inputs
-(raw images or audio files, its own preprocessing included). Writes benchmarks/results/models.json and prints a
-Markdown table (BENCHMARKS.md, "Offline pretrained models").
+(raw images or audio files, its own preprocessing included). Writes benchmarks/results/<date>-cpu-models.json
+and prints a Markdown table (BENCHMARKS.md, "Offline pretrained models").
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import json
 import platform
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,7 +40,9 @@ def main() -> None:
     parser.add_argument("--train", type=int, default=640, help="training examples (one epoch)")
     parser.add_argument("--eval", type=int, default=320, help="validation examples (evaluation and inference)")
     parser.add_argument("--tiny", action="store_true", help="64 / 32 examples: only checks that it runs")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "models.json"))
+    today = time.strftime("%Y-%m-%d")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / f"{today}-cpu-models.json"),
+                        help="where the raw numbers go")
     args = parser.parse_args()
     n_train, n_eval = (64, 32) if args.tiny else (args.train, args.eval)
     rows = []
