@@ -51,7 +51,7 @@ def test_finetune_on_digits_without_model_trains_mobilenet_v2_and_lstm(tmp_path)
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "finetune.py"), "--dataset", "digits", "--max_steps", "2",
          "--max_train_samples", "64", "--max_eval_samples", "16", "--image_size", "32",
-         "--per_device_train_batch_size", "8", "--runs_dir", "runs", "--weights_dir", "weights"],
+         "--per_device_train_batch_size", "8", "--runs_dir", "runs", "--weights_dir", "weights", "--no_isolate_runs"],
         cwd=tmp_path, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-2000:]
     runs = {run.parent.name: yaml.safe_load((run / "config.yaml").read_text()) for run in find_runs(tmp_path / "runs")}

@@ -126,7 +126,8 @@ def test_image_size_resizes_pretrained_inputs_and_is_saved_with_the_processor(sh
 
 
 def test_flip_alone_mirrors_or_keeps_the_evaluation_tensor(shapes, tiny_image_models):
-    data, processor, prepared, cfg = staged(shapes, str(tiny_image_models["vit"]), "--random_resized_crop", "false")
+    data, processor, prepared, cfg = staged(shapes, str(tiny_image_models["vit"]), "--random_resized_crop", "false",
+                                            "--horizontal_flip")
     evaluate = image.make_transform(processor, cfg, train=False)
     torch.manual_seed(1)
     flipped = 0
