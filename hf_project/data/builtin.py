@@ -21,8 +21,7 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import soundfile as sf
 from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, Value, load_from_disk
 from tqdm.auto import tqdm
 
-from hf_project.cache import default_cache_dir
+from hf_project.cache import build_once, default_cache_dir, file_sha256
 from hf_project.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -103,34 +102,6 @@ def load_digits() -> DatasetDict:
     features = Features({"image": Image(), "label": ClassLabel(names=[str(d) for d in range(10)])})
     train = Dataset.from_dict({"image": images, "label": bunch.target.tolist()}, features=features)
     return DatasetDict({"train": train})
-
-
-def build_once(final: Path, build: Callable[[Path], None]) -> Path:
-    """`final`, built by `build(tmp)` into a fresh temporary folder beside it and renamed into place unless it
-    exists already; when two processes build at once the first rename wins and the other's copy is dropped."""
-    if final.is_dir():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
-    try:
-        build(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return final
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -225,7 +196,7 @@ def load_fashion_mnist(root: Path | None = None, cache_dir: Path | None = None) 
     nothing later writes datasets' cache files into the shared folder.
     """
     sources = fashion_mnist_sources(root)
-    hashes = {split: [_sha256(path) for path in pair] for split, pair in sources.items()}
+    hashes = {split: [file_sha256(path) for path in pair] for split, pair in sources.items()}
     key = hashlib.sha256(json.dumps([FASHION_MNIST_VERSION, hashes], sort_keys=True).encode())
     final = (cache_dir or default_cache_dir()) / "builtin" / f"fashion_mnist-{key.hexdigest()[:16]}"
     if not final.is_dir():
@@ -310,7 +281,7 @@ def _drop_duplicates(out_dir: Path, clips: list[dict[str, Any]]) -> tuple[list[d
     first: dict[str, str] = {}
     kept, dropped = [], []
     for clip in clips:
-        digest = _sha256(out_dir / clip["file"])
+        digest = file_sha256(out_dir / clip["file"])
         if digest in first:
             (out_dir / clip["file"]).unlink()
             dropped.append({"file": clip["file"], "same_as": first[digest]})

@@ -7,17 +7,13 @@ weights file inside it and that file's sha256. `checkpoint(alias)` checks the fi
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from hf_project.cache import default_cache_dir
+from hf_project.cache import build_once, default_cache_dir, file_sha256
 from hf_project.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -56,15 +52,12 @@ OFFLINE_WEIGHTS = {
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 already read in this process
 
 
-def file_sha256(path: Path) -> str:
+def verified_sha256(path: Path) -> str:
+    """The file's sha256, read once per process while its size and modification time stay the same."""
     stat = path.stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     if key not in _VERIFIED:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        _VERIFIED[key] = digest.hexdigest()
+        _VERIFIED[key] = file_sha256(path)
     return _VERIFIED[key]
 
 
@@ -77,7 +70,7 @@ def weights_file(alias: str) -> Path:
     path = Path(found.origin).parent / spec.file
     if not path.is_file():
         raise UserError(f"the {spec.package} package has no {spec.file}: reinstall it, {spec.pip_fix}")
-    actual = file_sha256(path)
+    actual = verified_sha256(path)
     if actual != spec.sha256:
         raise UserError(
             f"{path} has sha256 {actual[:16]}..., not the pinned {spec.sha256[:16]}... of "
@@ -94,18 +87,6 @@ def checkpoint(alias: str, cache_dir: str | Path | None = None) -> Path:
     converter = importlib.import_module(spec.converter)
     root = Path(cache_dir or default_cache_dir()) / "checkpoints"
     target = root / f"{alias}-{spec.sha256[:8]}-c{converter.VERSION}"
-    if (target / "config.json").is_file():
-        return target
-    root.mkdir(parents=True, exist_ok=True)
-    logger.info("converting %s (%s) into %s, once", alias, source.name, target)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{alias}-"))
-    try:
-        converter.convert(source, tmp)
-        try:
-            os.replace(tmp, target)
-        except OSError:  # another process finished first: its folder is the same conversion
-            if not (target / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
+    if not target.is_dir():
+        logger.info("converting %s (%s) into %s, once", alias, source.name, target)
+    return build_once(target, lambda tmp: converter.convert(source, tmp))
