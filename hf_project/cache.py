@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+from hf_project.runs import atomic_path
 
 
 def default_cache_dir() -> Path:
@@ -21,18 +21,14 @@ def build_once(final: Path, build: Callable[[Path], None]) -> Path:
     A build that fails leaves nothing behind, so the next call builds afresh."""
     if final.is_dir():
         return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
-        build(tmp)
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_path(final) as tmp:
+            tmp.mkdir()
+            tmp.chmod(0o755)  # readable by the other users of a shared cache, whatever the umask
+            build(tmp)
+    except OSError:
+        if not final.is_dir():  # a rename that lost the race leaves the winner's copy in place
+            raise
     return final
 
 

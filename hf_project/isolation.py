@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from hf_project.errors import UserError
+from hf_project.runs import atomic_write_bytes
 
 PACKAGE_PARENT = Path(__file__).resolve().parents[1]  # so the child imports this same hf_project
 
@@ -77,9 +78,7 @@ def _child(job: Path, result: Path) -> int:
         return 130
     except BaseException:  # noqa: BLE001 - reported to the parent, which raises it
         outcome = ("error", traceback.format_exc())
-    partial = result.with_suffix(".tmp")
-    partial.write_bytes(pickle.dumps(outcome))
-    os.replace(partial, result)  # whole or absent: a killed child leaves no half result
+    atomic_write_bytes(result, pickle.dumps(outcome))  # whole or absent: a killed child leaves no half result
     return 0
 
 

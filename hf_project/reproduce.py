@@ -14,6 +14,7 @@ reductions depend on it.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from hf_project import runs
 from hf_project.compare import Run
 from hf_project.errors import UserError
+from hf_project.metrics import METRIC_NAMES
 
 if TYPE_CHECKING:
     from hf_project.data import PreparedData
@@ -36,10 +38,10 @@ logger = logging.getLogger(__name__)
 # match whatever the tolerance, since a different step means a different checkpoint was selected.
 DEFAULT_TOLERANCE = 0.01
 REPRODUCE_DIR = "_reproduce"
-RUN_FILES = ("config.yaml", "split.json", "metrics.json", "manifest.json", "log_history.json")
+RUN_FILES = (runs.CONFIG_FILE, runs.SPLIT_FILE, runs.METRICS_FILE, runs.MANIFEST_FILE, runs.LOG_HISTORY_FILE)
 QUANTITIES = (
-    *(("validation", k) for k in ("loss", "accuracy", "macro_f1", "weighted_f1", "best_step")),
-    *(("test", k) for k in ("loss", "accuracy", "macro_f1", "weighted_f1")),
+    *(("validation", k) for k in ("loss", *METRIC_NAMES, "best_step")),
+    *(("test", k) for k in ("loss", *METRIC_NAMES)),
 )
 CURVES = {"loss": "training loss", "eval_loss": "validation loss"}
 # What decides the floating-point results on a device; platform strings and core counts do not.
@@ -246,25 +248,15 @@ def check_same_data(data: PreparedData, split: dict[str, Any]) -> None:
 
 def retrain(recorded: Run, out_root: Path) -> Path:
     """Re-run the recorded configuration under out_root, weights to a throwaway folder; the new run directory."""
-    import json
-
     from hf_project.config import config_from_dict
-    from hf_project.data import prepare_data
-    from hf_project.models.registry import check_modality, resolve
-    from hf_project.training import run_one
+    from hf_project.training import prepare_experiment, run_one
 
     with tempfile.TemporaryDirectory(prefix="hf_project-reproduce-weights-") as weights:
         cfg = config_from_dict({**recorded.config, "runs_dir": str(out_root), "weights_dir": weights, "seeds": None})
-        spec = resolve(cfg.model.model_names[0])
-        data = prepare_data(cfg.data, cfg.data.split_seed)
-        check_same_data(data, json.loads((recorded.path / "split.json").read_text()))
-        check_modality(spec, data.modality)
-        before = set(runs.find_runs(out_root, complete_only=False))
-        run_one(cfg.for_run(cfg.model.model_names[0], cfg.train.seed), spec, data)
-    new = sorted(set(runs.find_runs(out_root, complete_only=False)) - before)
-    if len(new) != 1:
-        raise RuntimeError(f"expected one new run directory under {out_root}, found {len(new)}")
-    return new[0]
+        experiment = prepare_experiment(cfg)
+        check_same_data(experiment.data, json.loads((recorded.path / runs.SPLIT_FILE).read_text()))
+        ((name, spec),) = experiment.models
+        return run_one(cfg.for_run(name, cfg.train.seed), spec, experiment.data).run_dir
 
 
 def reproduce(run_dir: str | Path, tolerance: float | None = None, out_dir: str | Path | None = None
@@ -283,5 +275,5 @@ def reproduce(run_dir: str | Path, tolerance: float | None = None, out_dir: str 
         out_root = Path(out_dir) if out_dir else reproduction_root(recorded.path)
         new_dir = retrain(recorded, out_root)
     result = compare_runs(recorded, Run.load(new_dir), tol, reason, warnings)
-    runs.write_json(new_dir / "reproduction.json", result.to_dict())
+    runs.write_json(new_dir / runs.REPRODUCTION_FILE, result.to_dict())
     return result

@@ -8,10 +8,12 @@ import io
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -22,26 +24,60 @@ from typing import Any
 import yaml
 
 STATUS_RUNNING, STATUS_COMPLETE, STATUS_FAILED = "running", "complete", "failed"
+# The files of a run directory (ARCHITECTURE.md's run-directory contract): every reader and writer names them here.
+STATUS_FILE = "status"
+CONFIG_FILE = "config.yaml"
+MANIFEST_FILE = "manifest.json"
+SPLIT_FILE = "split.json"
+CLASS_BALANCE_FILE = "class_balance.csv"
+LOG_HISTORY_FILE = "log_history.json"
+METRICS_FILE = "metrics.json"
+PREDICTIONS_FILE = "predictions_test.csv"
+REPORT_FILE = "classification_report.csv"
+CONFUSION_FILE = "confusion_matrix.json"
+REPRODUCTION_FILE = "reproduction.json"
+LOCK_FILE = ".lock"
+MODEL_DIR = "model"
+FIGURES_DIR = "figures"
+LOSS_FIGURE = "loss.png"  # in FIGURES_DIR, as the next two
+CONFUSION_FIGURE = "confusion_matrix.png"
+SAMPLE_INPUTS_FIGURE = "sample_inputs.png"
+CHECKPOINTS_DIR = "checkpoints"
+RUN_NAME_RE = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?-s")  # new_run_dir's <UTC timestamp>[-n]-s<seed>
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VERSIONED_PACKAGES = (
     "torch", "transformers", "datasets", "evaluate", "accelerate", "tokenizers", "numpy", "scikit-learn", "pandas",
 )
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Temp file in the same directory, fsync, then os.replace: readers see the old file or the new one."""
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = ".tmp") -> Iterator[Path]:
+    """A fresh temporary name beside `path` (same directory, so the rename is atomic) for the block to write a file
+    or a folder to; renamed over `path` when the block succeeds, removed when it fails. Readers see the old `path`
+    or the new one, never a half-written one. `suffix` keeps the extension tools such as ffmpeg look at."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}{suffix}")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, then os.replace: readers see the old file or the new one."""
+    with atomic_path(path) as tmp, open(tmp, "xb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -69,6 +105,15 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def started(run_dir: Path) -> tuple[str, int, str]:
+    """Sort key of run directories by start: <UTC timestamp>[-n]-s<seed>, the n-th directory made within the same
+    second being newer than the plain one (new_run_dir's names)."""
+    match = RUN_NAME_RE.match(run_dir.name)
+    if not match:
+        return ("", 0, str(run_dir))
+    return (match.group(1), int(match.group(2) or 0), str(run_dir))
+
+
 def new_run_dir(runs_dir: str | Path, dataset: str, model: str, seed: int) -> Path:
     """runs/<dataset>/<model>/<timestamp>-s<seed>/, never reusing an existing directory."""
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
@@ -85,14 +130,23 @@ def new_run_dir(runs_dir: str | Path, dataset: str, model: str, seed: int) -> Pa
 
 
 def set_status(run_dir: str | Path, status: str) -> None:
-    atomic_write_text(Path(run_dir) / "status", status + "\n")
+    atomic_write_text(Path(run_dir) / STATUS_FILE, status + "\n")
 
 
 def read_status(run_dir: str | Path) -> str | None:
     try:
-        return (Path(run_dir) / "status").read_text().strip()
+        return (Path(run_dir) / STATUS_FILE).read_text().strip()
     except FileNotFoundError:
         return None
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """A run's config.yaml as a mapping; OSError, yaml.YAMLError or ValueError (empty, or not a mapping) for the
+    caller to turn into its own message."""
+    values = yaml.safe_load((Path(run_dir) / CONFIG_FILE).read_text())
+    if not isinstance(values, dict):
+        raise ValueError(f"{Path(run_dir) / CONFIG_FILE} is not a mapping")
+    return values
 
 
 class RunLocked(Exception):
@@ -103,7 +157,7 @@ class RunLocked(Exception):
 def run_lock(run_dir: str | Path) -> Iterator[None]:
     """Held by the process that trains the run for as long as it runs. The OS drops it when that process ends, even
     by SIGKILL, so a `running` status without the lock is a killed run, and one with it is alive."""
-    fd = os.open(Path(run_dir) / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(Path(run_dir) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -128,7 +182,7 @@ def is_locked(run_dir: str | Path) -> bool:
 
 def find_runs(runs_dir: str | Path = "runs", complete_only: bool = True) -> list[Path]:
     """Run directories (those with a status file), oldest first; only complete ones by default."""
-    found = [p.parent for p in Path(runs_dir).glob("*/*/*/status")]
+    found = [p.parent for p in Path(runs_dir).glob(f"*/*/*/{STATUS_FILE}")]
     if complete_only:
         found = [p for p in found if read_status(p) == STATUS_COMPLETE]
     return sorted(found, key=lambda p: (p.name, str(p)))

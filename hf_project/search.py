@@ -29,20 +29,12 @@ from transformers import TrainerCallback, enable_full_determinism, set_seed
 
 from hf_project import runs
 from hf_project.config import ExperimentConfig, TrainArguments, parse_args_with, read_yaml_mapping
-from hf_project.data import PreparedData, prepare_data
+from hf_project.data import PreparedData
+from hf_project.device import distributed_state
 from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
-from hf_project.modalities import get_stage
-from hf_project.models import build_model
-from hf_project.models.registry import ModelSpec, resolve
-from hf_project.training import (
-    build_trainer,
-    check_output_dirs,
-    log_class_balance,
-    models_for,
-    run_one,
-    training_arguments,
-)
+from hf_project.models.registry import ModelSpec
+from hf_project.training import build_trainer, new_model, prepare_experiment, prepare_inputs, run_one
 
 logger = logging.getLogger(__name__)
 
@@ -258,27 +250,17 @@ def run_search(
         raise UserError("--seeds does not apply to a search (it runs at --seed): retrain the best run's "
                         "config.yaml with scripts/finetune.py --seeds ... afterwards")
     space = load_search_space(space_path)
-    names = cfg.model.model_names
-    specs = [resolve(name) for name in names]  # unknown names fail before any training
-    check_output_dirs(cfg)
-    _check_single_process()
-    data = prepare_data(cfg.data, cfg.data.split_seed)
-    names, specs = models_for(data.modality, names, specs)
-    log_class_balance(data)
+    if distributed_state().num_processes > 1:
+        raise UserError("the search runs in one process: start it with python scripts/search.py, not accelerate launch")
+    experiment = prepare_experiment(cfg)
     results = {}
-    for name, spec in zip(names, specs, strict=True):
-        results[spec.name] = search_model(cfg.for_run(name, cfg.train.seed), spec, data, space, trials, study, retrain)
+    for name, spec in experiment.models:
+        results[spec.name] = search_model(cfg.for_run(name, cfg.train.seed), spec, experiment.data, space, trials,
+                                          study, retrain)
     for name, result in results.items():
         logger.info("%s: best trial %s of %s, validation %s %.4f; retrained run %s", name, result["best_trial"],
                     result["study"], cfg.train.metric_for_best_model, result["best_value"], result.get("run_dir"))
     return results
-
-
-def _check_single_process() -> None:
-    from hf_project.training import distributed_state
-
-    if distributed_state().num_processes > 1:
-        raise UserError("the search runs in one process: start it with python scripts/search.py, not accelerate launch")
 
 
 def without_test(data: PreparedData) -> PreparedData:
@@ -375,6 +357,23 @@ def _claim_study(study: Any, key: str, search_dir: Path) -> None:
                        study.study_name)
 
 
+class BestSoFar(TrainerCallback):
+    """A trial's objective: the best validation score of its evaluations so far (the Trainer reports the value it
+    computes at the last one). Reset when each trial starts training."""
+
+    def __init__(self, metric_key: str, greater: bool) -> None:
+        self.metric_key, self.better = metric_key, max if greater else min
+        self.value: float | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.value = None
+
+    def __call__(self, metrics: dict[str, float]) -> float:
+        score = metrics[self.metric_key]
+        self.value = score if self.value is None else self.better(self.value, score)
+        return self.value
+
+
 class _DropTrialCheckpoints(TrainerCallback):
     """A trial's checkpoints only serve its own best-model restore: free the disk before the next trial."""
 
@@ -395,47 +394,36 @@ def run_trials(
     """`n_trials` more trials through Trainer.hyperparameter_search; `data` holds train and validation only."""
     import optuna
 
-    set_seed(cfg.train.seed)
-    stage = get_stage(data.modality)
-    processor = stage.load_processor(spec, data, cfg)
-    args = training_arguments(cfg, spec, output_dir, stage.TRAINER_OPTIONS)
+    inputs = prepare_inputs(cfg, spec, data, output_dir)
     for knob in knobs:
         # The Trainer casts each trial's value to the type it finds: `weight_decay: 0` from a YAML would turn every
         # sampled weight decay into int(value) = 0.
         if knob.name in TRAINING_KNOBS and knob.name not in INT_KNOBS:
-            setattr(args, TRAINING_KNOBS[knob.name], float(getattr(args, TRAINING_KNOBS[knob.name])))
-    prepared = stage.prepare(data, processor, cfg)
-    lstm_inputs = stage.lstm_inputs(processor, cfg)
+            setattr(inputs.args, TRAINING_KNOBS[knob.name], float(getattr(inputs.args, TRAINING_KNOBS[knob.name])))
 
     def model_init(trial: Any = None) -> Any:
         trial_cfg = cfg if trial is None else apply_params(cfg, spec, sample_params(trial, knobs))
-        model = build_model(spec, data.label_names, data.modality, lstm_inputs, trial_cfg.model,
-                            max_duration_s=trial_cfg.data.max_duration_s)
+        model = new_model(trial_cfg, spec, data, inputs)
         # A normal run's Trainer reseeds after the model is built (in its __init__); so does a trial, so that data
         # order and dropout match and the retrained best trial is the very run the trial scored.
-        if args.full_determinism:
-            enable_full_determinism(args.seed)
+        if inputs.args.full_determinism:
+            enable_full_determinism(inputs.args.seed)
         else:
-            set_seed(args.seed)
+            set_seed(inputs.args.seed)
         return model
 
     def hp_space(trial: Any) -> dict[str, Any]:
         return {TRAINING_KNOBS[k]: v for k, v in sample_params(trial, knobs).items() if k in TRAINING_KNOBS}
 
-    trainer = build_trainer(cfg, data, stage, processor, args, prepared, model_init=model_init)
+    objective = BestSoFar(f"eval_{cfg.train.metric_for_best_model}",
+                          greater_is_better(cfg.train.metric_for_best_model))
+    trainer = build_trainer(cfg, data, inputs, model_init=model_init)
     trainer.add_callback(_DropTrialCheckpoints())
-    metric_key = f"eval_{cfg.train.metric_for_best_model}"
-    better = max if greater_is_better(cfg.train.metric_for_best_model) else min
-
-    def best_so_far(metrics: dict[str, float]) -> float:
-        # Called at every evaluation; the Trainer resets `objective` to None when a trial starts.
-        previous = getattr(trainer, "objective", None)
-        return metrics[metric_key] if previous is None else better(previous, metrics[metric_key])
-
+    trainer.add_callback(objective)
     # A fresh sampler seeded with the seed alone would replay the first trials' parameters on resume.
     sampler = optuna.samplers.TPESampler(seed=cfg.train.seed + len(study.trials))
     trainer.hyperparameter_search(
-        hp_space=hp_space, compute_objective=best_so_far, n_trials=n_trials,
+        hp_space=hp_space, compute_objective=objective, n_trials=n_trials,
         direction=study.direction.name.lower(), backend="optuna", storage=storage, study_name=study.study_name,
         load_if_exists=True, sampler=sampler, pruner=optuna.pruners.NopPruner(),
     )
@@ -475,8 +463,5 @@ def _retrained(
 
 def retrain_best(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData) -> tuple[Path, dict[str, Any]]:
     """A normal run (run directory, weights/, test evaluated once) with the best trial's configuration."""
-    base = Path(cfg.train.runs_dir) / data.name / spec.name
-    before = set(base.iterdir())
-    metrics = run_one(cfg, spec, data)
-    (run_dir,) = [p for p in base.iterdir() if p not in before and (p / "status").is_file()]
-    return run_dir, metrics
+    result = run_one(cfg, spec, data)
+    return result.run_dir, result.metrics

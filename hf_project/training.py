@@ -6,32 +6,33 @@ import contextlib
 import dataclasses
 import errno
 import logging
-import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from datasets import DatasetDict
-from torch.utils.data import SequentialSampler
+from torch.utils.data import Sampler, SequentialSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import EvalLoopOutput, PredictionOutput, TrainOutput
 
-from hf_project import plots, resume, runs
-from hf_project.config import MIXED_PRECISIONS, ExperimentConfig, TrainArguments
+from hf_project import plots, runs
+from hf_project.checkpoints import EpochStartRNG, training_finished
+from hf_project.config import ExperimentConfig
 from hf_project.data import PreparedData, input_descriptions, prepare_data
 from hf_project.data.labels import class_weights
+from hf_project.device import distributed_state, on_main_process, resolve_mixed_precision, use_cpu
 from hf_project.errors import UserError
 from hf_project.isolation import run_in_own_process
 from hf_project.memory import PeakMemory
-from hf_project.metrics import classification_report, compute_metrics, greater_is_better, logits_of
+from hf_project.metrics import METRIC_NAMES, classification_report, compute_metrics, greater_is_better, logits_of
 from hf_project.modalities import get_stage
 from hf_project.modalities.audio import load_waveform
 from hf_project.modalities.text import MicroBatchCollator, longest_first
@@ -39,7 +40,6 @@ from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, default_models, resolve
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 # A full disk, a read-only file system or a folder we may not write to: the user's to fix, not a bug.
 DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -79,17 +79,12 @@ class ClassificationTrainer(Trainer):
         if self.args.world_size > 1:
             return None
         order = length_order(eval_dataset)
-        self._eval_order = order
-        return SequentialSampler(eval_dataset) if order is None else order
+        return SequentialSampler(eval_dataset) if order is None else EvalOrder(order)
 
     def evaluation_loop(self, dataloader, *args, **kwargs) -> EvalLoopOutput:  # noqa: D102
-        order, self._eval_order = getattr(self, "_eval_order", None), None
         output = super().evaluation_loop(dataloader, *args, **kwargs)
-        if order is None or output.num_samples != len(order):
-            return output
-        restore = np.argsort(order)  # row order[k] was predicted k-th
-        return output._replace(predictions=_take(output.predictions, restore),
-                               label_ids=_take(output.label_ids, restore))
+        order = EvalOrder.of(dataloader)
+        return output if order is None else order.restore(output)
 
     def _load_best_model(self) -> None:
         # transformers 5 renames some architectures' weights on load (AST, ViT: attention.attention.query ->
@@ -109,6 +104,36 @@ def length_order(dataset: Any) -> list[int] | None:
     if "input_ids" not in columns:
         return None
     return longest_first(dataset["length"] if "length" in columns else [len(x) for x in dataset["input_ids"]])
+
+
+class EvalOrder(Sampler[int]):
+    """Evaluation rows in a chosen order (longest text first); `restore` puts the predictions made in this order
+    back in dataset order. The evaluation loop finds it on its dataloader: the order travels with the batches."""
+
+    def __init__(self, order: list[int]) -> None:
+        self.order = order
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.order)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    @classmethod
+    def of(cls, dataloader: Any) -> EvalOrder | None:
+        """The EvalOrder the batches of `dataloader` were drawn with (accelerate keeps it in its batch sampler)."""
+        for sampler in (getattr(dataloader, "sampler", None),
+                        getattr(getattr(dataloader, "batch_sampler", None), "sampler", None)):
+            if isinstance(sampler, cls):
+                return sampler
+        return None
+
+    def restore(self, output: EvalLoopOutput) -> EvalLoopOutput:
+        if output.num_samples != len(self.order):
+            return output
+        restore = np.argsort(self.order)  # row order[k] was predicted k-th
+        return output._replace(predictions=_take(output.predictions, restore),
+                               label_ids=_take(output.label_ids, restore))
 
 
 def _take(values: Any, index: np.ndarray) -> Any:
@@ -163,82 +188,49 @@ def training_arguments(
     )
 
 
-def use_cpu() -> bool:
-    """No accelerator here: train on the CPU, over gloo when several processes were launched."""
-    return not torch.accelerator.is_available()
+@dataclass
+class Experiment:
+    """What every model of an experiment shares: its configuration, the prepared data and split, and the models to
+    train on it, as (name as given, resolved spec)."""
+
+    cfg: ExperimentConfig
+    data: PreparedData
+    models: list[tuple[str, ModelSpec]]
 
 
-def distributed_state() -> Any:
-    """The state shared by the processes, set up as TrainingArguments(use_cpu=use_cpu()) sets it up.
+@dataclass
+class RunResult:
+    """What one training run made: its run directory and the content of its metrics.json (empty on the processes
+    that do not write files)."""
 
-    `accelerate launch --multi_gpu --num_processes N` passes no CPU flag: on a machine without GPUs a bare
-    PartialState() would leave every process on its own (each one its own main process and run directory).
-    """
-    from accelerate import PartialState
-
-    return PartialState(cpu=use_cpu())
+    run_dir: Path
+    metrics: dict[str, Any]
 
 
-def on_main_process(fn: Callable[[], T]) -> T:
-    """`fn()` computed by the main process and handed to every process; its UserError reaches all of them."""
-    from accelerate.utils import broadcast_object_list
-
-    result, error = None, None
-    if distributed_state().is_main_process:
-        try:
-            result = fn()
-        except UserError as err:
-            error = str(err)
-    result, error = broadcast_object_list([result, error])
-    if error is not None:
-        raise UserError(error)
-    return result
-
-
-def resolve_mixed_precision(t: TrainArguments) -> str:
-    """The precision to train in: --mixed_precision, or at `auto` (the default) what `accelerate launch` (flag or
-    config file) asked for, else the device's best: bf16 on a GPU that has it, fp16 on an older GPU, fp32 on a CPU."""
-    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
-    if launched not in MIXED_PRECISIONS:
-        raise UserError(f"accelerate's mixed precision {launched!r} is not supported here: use no, bf16 or fp16")
-    if t.mixed_precision != "auto" and launched not in ("no", t.mixed_precision):
-        raise UserError(f"--mixed_precision {t.mixed_precision} contradicts accelerate's mixed precision {launched} "
-                        "(accelerate launch --mixed_precision or its config file): give only one of them")
-    if t.mixed_precision != "auto":
-        precision = t.mixed_precision
-    elif launched != "no":
-        precision = launched
-    else:
-        precision = device_default_precision()
-    if precision == "fp16" and use_cpu():
-        raise UserError("mixed precision fp16 needs a GPU and there is none here: use --mixed_precision bf16 (or no) "
-                        "on a CPU")
-    return precision
-
-
-def device_default_precision() -> str:
-    """Mixed precision on by default where the device runs it fast: bf16 on a GPU that has it, fp16 on older GPUs.
-    CPUs train in fp32 unless asked: only some have bf16 instructions, and emulated bf16 is slower than fp32."""
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
+    """The one assembly of an experiment, for finetune, search, resume and reproduce: the models resolved (unknown
+    names fail before anything loads), the output folders checked, the data loaded and split once (by the main
+    process first, so the datasets cache is written once), the models checked against its modality."""
+    state = distributed_state()
+    names = cfg.model.model_names
+    specs = [resolve(name) for name in names]
+    check_output_dirs(cfg)
+    with state.main_process_first():
+        data = prepare_data(cfg.data, cfg.data.split_seed)
+    names, specs = models_for(data.modality, names, specs)
+    log_class_balance(data)
+    return Experiment(cfg, data, list(zip(names, specs, strict=True)))
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     """Every model of `cfg.model.model` on the same split; returns {model name: metrics.json content}."""
     state = distributed_state()  # before anything else, so that every process knows its rank
-    names = cfg.model.model_names
-    specs = [resolve(name) for name in names]  # unknown names fail before any training
     # config.yaml records the precision actually used, wherever it was asked for.
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
                                                              mixed_precision=resolve_mixed_precision(cfg.train)))
-    check_output_dirs(cfg)
-    with state.main_process_first():  # the datasets cache is written once, then read by the other processes
-        data = prepare_data(cfg.data, cfg.data.split_seed)
-    names, specs = models_for(data.modality, names, specs)
-    log_class_balance(data)
+    experiment = prepare_experiment(cfg)
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
-    planned = [(seed, name, spec) for seed in cfg.train.seed_list for name, spec in zip(names, specs, strict=True)]
+    planned = [(seed, name, spec) for seed in cfg.train.seed_list for name, spec in experiment.models]
     # On a GPU torch's peak counter is reset per model, and several processes already share the runs between them.
     isolate = cfg.train.isolate_runs and len(planned) > 1 and use_cpu() and state.num_processes == 1
     results: dict[str, dict[str, Any]] = {}
@@ -246,9 +238,9 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
         key = spec.name if len(cfg.train.seed_list) == 1 else f"{spec.name}-s{seed}"
         if isolate:
             logger.info("training %s in a process of its own (--no_isolate_runs: all in this one)", key)
-            results[key] = run_in_own_process(run_one, cfg.for_run(name, seed), spec, data)
+            results[key] = run_in_own_process(run_one, cfg.for_run(name, seed), spec, experiment.data).metrics
         else:
-            results[key] = run_one(cfg.for_run(name, seed), spec, data)
+            results[key] = run_one(cfg.for_run(name, seed), spec, experiment.data).metrics
     return results
 
 
@@ -278,7 +270,7 @@ def run_one(
     data: PreparedData,
     run_dir: Path | None = None,
     checkpoint: Path | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     """One model: a complete run directory, or a run marked failed and the error re-raised.
 
     `run_dir` continues an existing run (hf_project.resume), from `checkpoint` if it has a good one.
@@ -296,7 +288,7 @@ def run_one(
             if is_main:
                 runs.set_status(run_dir, runs.STATUS_COMPLETE)  # last: a run killed before this never looks complete
                 logger.info("run complete: %s", run_dir)
-        return metrics
+        return RunResult(run_dir, metrics)
     except runs.RunLocked as err:
         raise UserError(f"{err}: wait for it, or stop it first") from None
     except OSError as err:
@@ -331,9 +323,38 @@ def _mark_failed(run_dir: Path, is_main: bool) -> None:
 
 
 def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -> None:
-    runs.write_yaml(run_dir / "config.yaml", cfg.to_dict())
-    runs.write_json(run_dir / "split.json", data.split)
-    runs.write_csv(run_dir / "class_balance.csv", data.class_balance)
+    runs.write_yaml(run_dir / runs.CONFIG_FILE, cfg.to_dict())
+    runs.write_json(run_dir / runs.SPLIT_FILE, data.split)
+    runs.write_csv(run_dir / runs.CLASS_BALANCE_FILE, data.class_balance)
+
+
+@dataclass
+class ModelInputs:
+    """One model's view of the prepared data: its modality stage, processor, TrainingArguments and the splits ready
+    for the Trainer."""
+
+    stage: Any
+    processor: Any
+    args: TrainingArguments
+    prepared: DatasetDict
+
+
+def prepare_inputs(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, output_dir: Path) -> ModelInputs:
+    """The modality stage's processor and inputs for this model, and its TrainingArguments (checkpoints to
+    `output_dir`); seeded, so that what preparing consumes is the same for a run and for a search trial."""
+    set_seed(cfg.train.seed)
+    stage = get_stage(data.modality)
+    processor = stage.load_processor(spec, data, cfg)
+    args = training_arguments(cfg, spec, output_dir, stage.TRAINER_OPTIONS)
+    with args.main_process_first(desc="preparing inputs"):
+        prepared = stage.prepare(data, processor, cfg)
+    return ModelInputs(stage, processor, args, prepared)
+
+
+def new_model(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, inputs: ModelInputs) -> PreTrainedModel:
+    """A freshly initialised classifier for these labels (the LSTM's front-end from the stage's processor)."""
+    return build_model(spec, data.label_names, data.modality, inputs.stage.lstm_inputs(inputs.processor, cfg),
+                       cfg.model, max_duration_s=cfg.data.max_duration_s)
 
 
 def train_and_test(
@@ -347,19 +368,13 @@ def train_and_test(
     started = time.time()
     # This model's own peak, from preparing its inputs to its test predictions, not the process's so far.
     with PeakMemory() as peak:
-        set_seed(cfg.train.seed)
-        stage = get_stage(data.modality)
-        processor = stage.load_processor(spec, data, cfg)
-        args = training_arguments(cfg, spec, run_dir / "checkpoints", stage.TRAINER_OPTIONS)
-        with args.main_process_first(desc="preparing inputs"):
-            prepared = stage.prepare(data, processor, cfg)
+        inputs = prepare_inputs(cfg, spec, data, run_dir / runs.CHECKPOINTS_DIR)
         set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
-        model = build_model(spec, data.label_names, data.modality, stage.lstm_inputs(processor, cfg), cfg.model,
-                            max_duration_s=cfg.data.max_duration_s)
-        trainer = build_trainer(cfg, data, stage, processor, args, prepared, model=model)
+        model = new_model(cfg, spec, data, inputs)
+        trainer = build_trainer(cfg, data, inputs, model=model)
         train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
-        test = trainer.predict(prepared["test"], metric_key_prefix="test")  # the one and only look at test
+        test = trainer.predict(inputs.prepared["test"], metric_key_prefix="test")  # the one and only look at test
         memory = peak.reading()
     if not is_main:
         return {}
@@ -371,7 +386,7 @@ def train_and_test(
 def train(trainer: Trainer, checkpoint: Path | None) -> tuple[TrainOutput, int]:
     """Train from scratch, or continue exactly from `checkpoint` (weights, optimizer, scheduler, RNG states, early
     stopping counter and best-so-far all come back); also the global step the trainer itself started from."""
-    if checkpoint is None or not resume.training_finished(checkpoint):
+    if checkpoint is None or not training_finished(checkpoint):
         output = trainer.train(resume_from_checkpoint=None if checkpoint is None else str(checkpoint))
         # What the Trainer restored, not what we asked for: its own step count at the start of this call (the one
         # its train_loss and speed metrics are computed from).
@@ -388,20 +403,19 @@ def train(trainer: Trainer, checkpoint: Path | None) -> tuple[TrainOutput, int]:
 def build_trainer(
     cfg: ExperimentConfig,
     data: PreparedData,
-    stage: ModuleType,
-    processor: Any,
-    args: TrainingArguments,
-    prepared: DatasetDict,
+    inputs: ModelInputs,
     model: PreTrainedModel | None = None,
     model_init: Callable[..., PreTrainedModel] | None = None,
 ) -> ClassificationTrainer:
-    """Trains on train and evaluates on validation: a run's `model`, or a search's `model_init` (one per trial)."""
+    """The one Trainer of the toolkit: trains on train and evaluates on validation, for a run's `model` or a search's
+    `model_init` (one per trial)."""
     weights = None
     if cfg.train.class_weights:
         weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
-    callbacks.append(resume.EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
-    collator = stage.collator(processor)
+    callbacks.append(EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
+    args, processor = inputs.args, inputs.processor
+    collator = inputs.stage.collator(processor)
     if (cfg.train.batching == "split" and data.modality == "text" and use_cpu() and args.world_size <= 1
             and not resolve(cfg.model.model).from_scratch):
         # On a GPU one more forward pass costs more than the padding it saves, several processes (DDP) expect one
@@ -412,8 +426,8 @@ def build_trainer(
         model=model,
         model_init=model_init,
         args=args,
-        train_dataset=prepared["train"],
-        eval_dataset=prepared["validation"],
+        train_dataset=inputs.prepared["train"],
+        eval_dataset=inputs.prepared["validation"],
         processing_class=processor if hasattr(processor, "save_pretrained") else None,
         data_collator=collator,
         compute_metrics=compute_metrics,
@@ -435,7 +449,7 @@ def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
         "best_step": chosen["step"],
         "best_epoch": chosen.get("epoch"),
         "selected_by": f"validation {metric}",
-        **{k: values[k] for k in ("loss", "accuracy", "macro_f1", "weighted_f1") if k in values},
+        **{k: values[k] for k in ("loss", *METRIC_NAMES) if k in values},
     }
 
 
@@ -464,30 +478,30 @@ def write_results(
         "selection_metric": cfg.train.metric_for_best_model,
         "validation": validation,
         "test": {"loss": test.metrics.get("test_loss"),
-                 **{k: report[k] for k in ("accuracy", "macro_f1", "weighted_f1")},
+                 **{k: report[k] for k in METRIC_NAMES},
                  "num_examples": int(len(refs))},
         "epochs_trained": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
     }
-    model_dir = run_dir / "model"
+    model_dir = run_dir / runs.MODEL_DIR
+    figures = run_dir / runs.FIGURES_DIR
     trainer.save_model(str(model_dir))
-    runs.write_json(run_dir / "log_history.json", trainer.state.log_history)
-    runs.write_csv(run_dir / "predictions_test.csv", prediction_rows(data, probs, preds, refs))
-    runs.write_csv(run_dir / "classification_report.csv", report["per_class"])
-    runs.write_json(run_dir / "confusion_matrix.json", {"labels": data.label_names,
-                                                        "matrix": report["confusion_matrix"]})
-    plots.plot_loss(trainer.state.log_history, run_dir / "figures" / "loss.png", best_step=validation["best_step"],
+    runs.write_json(run_dir / runs.LOG_HISTORY_FILE, trainer.state.log_history)
+    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, probs, preds, refs))
+    runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
+    runs.write_json(run_dir / runs.CONFUSION_FILE, {"labels": data.label_names, "matrix": report["confusion_matrix"]})
+    plots.plot_loss(trainer.state.log_history, figures / runs.LOSS_FIGURE, best_step=validation["best_step"],
                     title=f"{spec.name} on {data.name}")
-    plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names,
-                                run_dir / "figures" / "confusion_matrix.png", title=f"{spec.name}: test")
-    write_sample_inputs(data, run_dir / "figures" / plots.SAMPLE_INPUTS)
-    runs.write_json(run_dir / "metrics.json", metrics)
-    runs.write_json(run_dir / "manifest.json",
+    plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names, figures / runs.CONFUSION_FIGURE,
+                                title=f"{spec.name}: test")
+    write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
+    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    runs.write_json(run_dir / runs.MANIFEST_FILE,
                     manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at))
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
     runs.copy_dir_atomic(model_dir, weights_dir)
     # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
-    shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # model/ holds the selected one
+    shutil.rmtree(run_dir / runs.CHECKPOINTS_DIR, ignore_errors=True)  # model/ holds the selected one
     logger.info("validation %s %.4f (step %s); test accuracy %.4f, macro-F1 %.4f; weights in %s",
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
                 validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import REPO_ROOT
 
-from hf_project import cli, search
+from hf_project import cli, search, training
 from hf_project.errors import UserError
 from hf_project.runs import find_runs, read_status
 from hf_project.search import config_field, load_search_space, parse_search_args, run_search
@@ -86,7 +86,7 @@ def searched(fortunes_csv, tiny_bert, space_file, tmp_path_factory):
     """Two trials each for a tiny transformer and the LSTM; test is a tripwire except while the best is retrained."""
     root = tmp_path_factory.mktemp("search")
     touched, retrained = [], []
-    real_prepare, real_retrain = search.prepare_data, search.retrain_best
+    real_prepare, real_retrain = training.prepare_data, search.retrain_best
     test_split = {}
 
     def prepare(args, seed):
@@ -107,7 +107,7 @@ def searched(fortunes_csv, tiny_bert, space_file, tmp_path_factory):
     experiment = root / "experiment.yaml"
     experiment.write_text("weight_decay: 0\nwarmup_ratio: 0\nnum_train_epochs: 3\n")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(search, "prepare_data", prepare)
+        mp.setattr(training, "prepare_data", prepare)
         mp.setattr(search, "retrain_best", retrain)
         results = run(argv(fortunes_csv, root, f"{tiny_bert},lstm", space_file, "--config", str(experiment)))
     return {"root": root, "results": results, "touched": touched, "retrained": retrained, "bert": tiny_bert.name}

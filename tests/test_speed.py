@@ -14,7 +14,7 @@ import torch
 from transformers import Trainer
 from transformers.trainer_utils import EvalLoopOutput
 
-from hf_project import training
+from hf_project import device, training
 from hf_project.config import DataArguments, parse_args
 from hf_project.data import prepare_data
 from hf_project.errors import UserError
@@ -108,7 +108,7 @@ def test_auto_precision_is_mixed_on_gpus_only(monkeypatch, cuda, bf16, expected)
     monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
-    monkeypatch.setattr(training, "use_cpu", lambda: not cuda)
+    monkeypatch.setattr(device, "use_cpu", lambda: not cuda)
     t = parse_args([]).train
     assert t.mixed_precision == "auto"
     assert training.resolve_mixed_precision(t) == expected
@@ -225,7 +225,8 @@ def test_batching_option_chooses_collator_and_sampler(fortunes_csv, tiny_bert, t
     tokenizer = text.load_processor(spec, data, cfg)
     args = training.training_arguments(cfg, spec, tmp_path / "ckpt", text.TRAINER_OPTIONS)
     model = build_model(spec, data.label_names, "text", {}, cfg.model)
-    trainer = training.build_trainer(cfg, data, text, tokenizer, args, text.prepare(data, tokenizer, cfg), model=model)
+    inputs = training.ModelInputs(text, tokenizer, args, text.prepare(data, tokenizer, cfg))
+    trainer = training.build_trainer(cfg, data, inputs, model=model)
     assert isinstance(trainer.data_collator, text.MicroBatchCollator) == micro
     assert str(getattr(args.train_sampling_strategy, "value", args.train_sampling_strategy)) == sampling
 

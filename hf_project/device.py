@@ -1,0 +1,81 @@
+"""Where training runs: the device, the processes that share it, and the precision it trains in."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import torch
+
+from hf_project.config import MIXED_PRECISIONS, TrainArguments
+from hf_project.errors import UserError
+
+T = TypeVar("T")
+
+
+def use_cpu() -> bool:
+    """No accelerator here: train on the CPU, over gloo when several processes were launched."""
+    return not torch.accelerator.is_available()
+
+
+def distributed_state() -> Any:
+    """The state shared by the processes, set up as TrainingArguments(use_cpu=use_cpu()) sets it up.
+
+    `accelerate launch --multi_gpu --num_processes N` passes no CPU flag: on a machine without GPUs a bare
+    PartialState() would leave every process on its own (each one its own main process and run directory).
+    """
+    from accelerate import PartialState
+
+    return PartialState(cpu=use_cpu())
+
+
+def on_main_process(fn: Callable[[], T]) -> T:
+    """`fn()` computed by the main process and handed to every process; its UserError reaches all of them."""
+    from accelerate.utils import broadcast_object_list
+
+    result, error = None, None
+    if distributed_state().is_main_process:
+        try:
+            result = fn()
+        except UserError as err:
+            error = str(err)
+    result, error = broadcast_object_list([result, error])
+    if error is not None:
+        raise UserError(error)
+    return result
+
+
+def launched_precision() -> str:
+    """What `accelerate launch` (flag or config file) asked for: no, bf16 or fp16."""
+    launched = os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower()
+    if launched not in MIXED_PRECISIONS:
+        raise UserError(f"accelerate's mixed precision {launched!r} is not supported here: use no, bf16 or fp16")
+    return launched
+
+
+def resolve_mixed_precision(t: TrainArguments) -> str:
+    """The precision to train in: --mixed_precision, or at `auto` (the default) what `accelerate launch` (flag or
+    config file) asked for, else the device's best: bf16 on a GPU that has it, fp16 on an older GPU, fp32 on a CPU."""
+    launched = launched_precision()
+    if t.mixed_precision != "auto" and launched not in ("no", t.mixed_precision):
+        raise UserError(f"--mixed_precision {t.mixed_precision} contradicts accelerate's mixed precision {launched} "
+                        "(accelerate launch --mixed_precision or its config file): give only one of them")
+    if t.mixed_precision != "auto":
+        precision = t.mixed_precision
+    elif launched != "no":
+        precision = launched
+    else:
+        precision = device_default_precision()
+    if precision == "fp16" and use_cpu():
+        raise UserError("mixed precision fp16 needs a GPU and there is none here: use --mixed_precision bf16 (or no) "
+                        "on a CPU")
+    return precision
+
+
+def device_default_precision() -> str:
+    """Mixed precision on by default where the device runs it fast: bf16 on a GPU that has it, fp16 on older GPUs.
+    CPUs train in fp32 unless asked: only some have bf16 instructions, and emulated bf16 is slower than fp32."""
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
