@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 SETTINGS = {"none": ["--no_random_resized_crop", "--no_horizontal_flip"],
             "flip": ["--no_random_resized_crop", "--horizontal_flip"],

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         bench_opts = argparse.Namespace(cases=[opts.case], epochs=1.0, learning_rate=2e-4, lstm_learning_rate=2e-3,
                                         batch_size=32, max_train_samples=opts.max_train_samples, max_eval_samples=None,
                                         threads=None, tiny=opts.tiny, other_batching=[],
-                                        seed=2023, fp32_only=True, no_second_run=True)
+                                        seed=bench_train.DEFAULT_SEED, fp32_only=True, no_second_run=True)
         job = next(j for j in bench_train.jobs_for(bench_opts, workdir) if j["impl"] == opts.impl)
         job.update(workdir=str(workdir / "job"), max_steps=opts.max_steps, inference=False, precision="no")
         phases = install_phase_timers()

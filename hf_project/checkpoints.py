@@ -168,7 +168,7 @@ def choose_checkpoint(run_dir: Path) -> Path | None:
     the end. Its path is rewritten to this run directory as given now, since the run may be resumed from another
     working directory than the one it started in.
     """
-    folder = run_dir / "checkpoints"
+    folder = run_dir / runs.CHECKPOINTS_DIR
     found = sorted((p for p in folder.glob("checkpoint-*") if CHECKPOINT_RE.match(p.name)),
                    key=lambda p: int(p.name.split("-")[1]), reverse=True) if folder.is_dir() else []
     problems = {p: checkpoint_problem(p) for p in found}

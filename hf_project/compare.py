@@ -1,179 +1,46 @@
-"""Side-by-side comparison of complete runs, read only from their run-directory files.
+"""Comparison tables of complete runs: terminal, CSV, Markdown and LaTeX (booktabs), and the comparison figures.
 
-Runs that differ only by seed form one group, reported as mean +/- std over its seeds. The same rows feed
-the terminal table, the CSV, the Markdown and the LaTeX (booktabs) table, so the formats never disagree.
+Runs that differ only by seed form one group, reported as mean +/- std over its seeds. The runs, groups and rows are
+hf_project.report's (re-exported here); this module only formats them. The same rows feed every format, so the
+formats never disagree, and the paper's results table is to_latex's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import statistics
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hf_project import runs
-from hf_project.config import config_from_dict
-from hf_project.errors import UserError
-from hf_project.metrics import greater_is_better
+from hf_project.report import (
+    METRIC_TITLES,
+    NOT_GROUPING,
+    TABLE_METRICS,
+    Group,
+    Run,
+    group_runs,
+    mark_best,
+    mean_std,
+    metric_columns,
+    select_runs,
+    table_rows,
+    validation_curves,
+)
 
-# Settings that do not change what a run computes, or that define the group itself.
-NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag"}
-METRICS = ("accuracy", "macro_f1", "weighted_f1")
-METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "loss": "loss"}
-
-
-@dataclass
-class Run:
-    path: Path
-    metrics: dict[str, Any]
-    manifest: dict[str, Any]
-    config: dict[str, Any]
-
-    @classmethod
-    def load(cls, path: Path) -> Run:
-        def read_json(name: str) -> dict[str, Any]:
-            return json.loads((path / name).read_text())
-
-        return cls(path, read_json("metrics.json"), read_json("manifest.json"),
-                   yaml.safe_load((path / "config.yaml").read_text()))
-
-    @property
-    def group_key(self) -> tuple[str, str, str, str]:
-        # Through the dataclasses, a setting added after a run was made takes its default, as it did then.
-        try:
-            full = config_from_dict(self.config).to_dict()
-        except (UserError, TypeError):
-            full = self.config
-        settings = {k: v for k, v in full.items() if k not in NOT_GROUPING}
-        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
-        return self.metrics["dataset"], self.metrics["model"], self.config.get("tag") or "", digest
-
-    def log_history(self) -> list[dict[str, Any]]:
-        return json.loads((self.path / "log_history.json").read_text())
-
-
-@dataclass
-class Group:
-    runs: list[Run] = field(default_factory=list)
-
-    @property
-    def first(self) -> Run:
-        return self.runs[0]
-
-    @property
-    def label(self) -> str:
-        _, model, tag, _ = self.first.group_key
-        return f"{model} [{tag}]" if tag else model
-
-    def values(self, split: str, metric: str) -> list[float]:
-        return [r.metrics[split][metric] for r in self.runs if r.metrics[split].get(metric) is not None]
-
-    def manifest_values(self, key: str) -> list[float]:
-        return [r.manifest[key] for r in self.runs if r.manifest.get(key) is not None]
-
-
-def select_runs(runs_dir: str | Path = "runs", dataset: str | None = None, models: list[str] | None = None,
-                tag: str | None = None) -> list[Run]:
-    """Complete runs only (a running, failed or killed run never counts), filtered."""
-    selected = []
-    for path in runs.find_runs(runs_dir):
-        run = Run.load(path)
-        if dataset and run.metrics["dataset"] != dataset:
-            continue
-        if models and run.metrics["model"] not in models:
-            continue
-        if tag is not None and (run.config.get("tag") or "") != tag:
-            continue
-        selected.append(run)
-    return selected
-
-
-def group_runs(selected: list[Run], allow_mixed_splits: bool = False) -> list[Group]:
-    """Groups of runs that differ only by seed; one seed per group counted once (the newest run wins)."""
-    by_dataset: dict[str, set[str]] = {}
-    for run in selected:
-        by_dataset.setdefault(run.metrics["dataset"], set()).add(run.manifest["split_hash"])
-    mixed = {d: h for d, h in by_dataset.items() if len(h) > 1}
-    if mixed and not allow_mixed_splits:
-        dataset, hashes = next(iter(mixed.items()))
-        raise UserError(
-            f"runs on {dataset} use {len(hashes)} different splits ({', '.join(sorted(hashes))}): their numbers are "
-            "not comparable; filter with --model/--tag, or pass --allow_mixed_splits to compare them anyway"
-        )
-    groups: dict[tuple, dict[int, Run]] = {}
-    for run in selected:  # oldest first: a re-run of a seed replaces the earlier one
-        groups.setdefault(run.group_key, {})[run.metrics["seed"]] = run
-    out = [Group(sorted(by_seed.values(), key=lambda r: r.metrics["seed"])) for by_seed in groups.values()]
-    return sorted(out, key=lambda g: (g.first.metrics["dataset"], g.label, g.first.group_key[3]))
-
-
-def mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def metric_columns(selection_metric: str) -> list[tuple[str, str]]:
-    """(split, metric) pairs, the selection metric first."""
-    order = [selection_metric] + [m for m in ("accuracy", "macro_f1") if m != selection_metric]
-    return [("validation", m) for m in order] + [("test", m) for m in order]
-
-
-def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
-    """One row per group: numbers only (means and stds); formatting is each writer's job."""
-    rows = []
-    for group in groups:
-        run = group.first
-        selection = run.metrics["selection_metric"]
-        row: dict[str, Any] = {
-            "dataset": run.metrics["dataset"], "model": group.label, "seeds": len(group.runs),
-            "split_hash": run.manifest["split_hash"], "selection_metric": selection,
-            "params_total": run.manifest["parameters"]["total"],
-            "params_trainable": run.manifest["parameters"]["trainable"],
-            "size_mb": run.manifest["model_size_mb"],
-        }
-        for split, metric in metric_columns(selection):
-            row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = mean_std(group.values(split, metric))
-        row["best_epoch_mean"], row["best_epoch_std"] = mean_std(
-            [r.metrics["validation"]["best_epoch"] for r in group.runs if r.metrics["validation"].get("best_epoch")]
-        )
-        for key, name in (("train_runtime_s", "train_time_s"), ("train_samples_per_second", "samples_per_s"),
-                          ("peak_memory_mb", "peak_memory_mb")):
-            row[f"{name}_mean"], row[f"{name}_std"] = mean_std(group.manifest_values(key))
-        rows.append(row)
-    mark_best(rows)
-    return rows
-
-
-def mark_best(rows: list[dict[str, Any]]) -> None:
-    """`best`: the metric columns in which a row has the best mean within its dataset (highest; lowest for a loss).
-    Tied rows are all marked."""
-    for row in rows:
-        row["best"] = []
-    for dataset in {r["dataset"] for r in rows}:
-        subset = [r for r in rows if r["dataset"] == dataset]
-        for split, metric in metric_columns(subset[0]["selection_metric"]):
-            key = f"{split}_{metric}_mean"
-            scored = [r for r in subset if r[key] is not None]
-            if not scored:
-                continue
-            top = (max if greater_is_better(metric) else min)(r[key] for r in scored)
-            for r in scored:
-                if r[key] == top:
-                    r["best"].append(f"{split}_{metric}")
+__all__ = [
+    "METRIC_TITLES", "NOT_GROUPING", "Group", "Run", "cell", "group_runs", "latex_escape", "mark_best", "mean_std",
+    "metric_columns", "select_runs", "table_rows", "to_latex", "to_markdown", "to_terminal", "write_outputs",
+]
 
 
 # ---- formatting: one cell function, three writers -------------------------------------------------------
 
 
-def _columns(selection: str) -> list[tuple[str, str]]:
-    """(row key prefix, title) of the displayed columns."""
+def _columns(selection: str, metrics_only: bool = False) -> list[tuple[str, str]]:
+    """(row key prefix, title) of the displayed columns; with `metrics_only`, the model, seeds and metrics."""
     metric_cols = [(f"{s}_{m}", f"{'val' if s == 'validation' else 'test'} {METRIC_TITLES[m]}")
                    for s, m in metric_columns(selection)]
+    if metrics_only:
+        return [("model", "model"), ("seeds", "seeds"), *metric_cols]
     return [("model", "model"), ("seeds", "seeds"), ("params_total", "params"), ("params_trainable", "trainable"),
             ("size_mb", "size MB"), *metric_cols, ("best_epoch", "epochs to best"),
             ("train_time_s", "train s"), ("samples_per_s", "train samples/s"), ("peak_memory_mb", "peak MB")]
@@ -248,13 +115,16 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
-def to_latex(rows: list[dict[str, Any]]) -> str:
+def to_latex(rows: list[dict[str, Any]], metrics_only: bool = False, caption: str | None = None,
+             label: str | None = None, placement: str = "t") -> str:
+    """One booktabs table per data set. `caption` and `label`, LaTeX as given (not escaped), replace the ones made
+    from the data set's name (the paper's results table); `metrics_only` keeps the model, seeds and metric columns."""
     blocks = []
     for dataset, subset in _datasets(rows):
-        columns = _columns(subset[0]["selection_metric"])
-        lines = [r"\begin{table}[t]", r"\centering", r"\small",
-                 rf"\caption{{{latex_escape(_caption(dataset, subset))}}}",
-                 rf"\label{{tab:{latex_escape(dataset)}}}",
+        columns = _columns(subset[0]["selection_metric"], metrics_only)
+        lines = [rf"\begin{{table}}[{placement}]", r"\centering", r"\small",
+                 rf"\caption{{{latex_escape(_caption(dataset, subset)) if caption is None else caption}}}",
+                 rf"\label{{{'tab:' + latex_escape(dataset) if label is None else label}}}",
                  r"\begin{tabular}{l" + "r" * (len(columns) - 1) + "}", r"\toprule",
                  " & ".join(latex_escape(title) for _, title in columns) + r" \\", r"\midrule"]
         for row in subset:
@@ -280,13 +150,7 @@ def write_outputs(rows: list[dict[str, Any]], groups: list[Group], out_dir: str 
     runs.write_csv(paths["csv"], csv_rows)
     runs.atomic_write_text(paths["markdown"], to_markdown(rows))
     runs.atomic_write_text(paths["latex"], to_latex(rows))
-    curves = {}
-    for group in groups:
-        for run in group.runs:
-            history = run.log_history()
-            points = [(e["step"], e["eval_loss"]) for e in history if "eval_loss" in e]
-            curves.setdefault(group.label, []).append(points)
-    plots.plot_validation_curves(curves, paths["loss_curves"])
-    bars = {g.label: {m: g.values("test", m) for m in ("accuracy", "macro_f1")} for g in groups}
+    plots.plot_validation_curves(validation_curves(groups), paths["loss_curves"])
+    bars = {g.label: {m: g.values("test", m) for m in TABLE_METRICS} for g in groups}
     plots.plot_metric_bars(bars, paths["test_bars"])
     return paths

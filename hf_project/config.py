@@ -16,6 +16,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hf_project.errors import UserError
+from hf_project.metrics import METRIC_NAMES
 
 DEFAULT_SEED = 2023
 LSTM = "lstm"  # the from-scratch baseline's alias
@@ -217,7 +218,7 @@ class TrainArguments:
     def __post_init__(self) -> None:
         if self.eval_strategy not in ("epoch", "steps"):
             raise UserError(f"--eval_strategy must be 'epoch' or 'steps', got {self.eval_strategy!r}")
-        if self.metric_for_best_model not in ("macro_f1", "accuracy", "weighted_f1", "loss"):
+        if self.metric_for_best_model not in (*METRIC_NAMES, "loss"):
             raise UserError(
                 f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: "
                 "use macro_f1, accuracy, weighted_f1 or loss"

@@ -5,17 +5,15 @@
 
 A model is found in `weights/<dataset>/<model>/` (a saved model folder), a run directory (its `model/`, with the
 run's `config.yaml` giving max_length / max_duration_s), `runs/<dataset>/<model>/` (its newest complete run) or a
-hub id. Inputs go through the modality stage's evaluation path: the tokenizer truncating to the run's max_length,
-the image processor without augmentation (or the LSTM's RowImageProcessor), audio centre-cropped to the training
-length then the feature extractor (or the LSTM's log-mel front-end).
+hub id. Inputs go through the modality stage's evaluation path (hf_project.modalities.ModalityStage): the tokenizer
+truncating to the run's max_length, the image processor without augmentation (or the LSTM's RowImageProcessor),
+audio centre-cropped to the training length then the feature extractor (or the LSTM's log-mel front-end).
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,23 +22,16 @@ from typing import Any
 import numpy as np
 import torch
 import yaml
-from PIL import Image, ImageOps
 from tqdm.auto import tqdm
-from transformers import DataCollatorWithPadding
+from transformers.utils import CONFIG_NAME
 
 from hf_project import runs
-from hf_project.errors import UserError, first_line
-from hf_project.modalities import audio, image
-from hf_project.modalities.text import longest_first
+from hf_project.errors import UserError
+from hf_project.modalities import MODALITIES, ModalityStage, get_stage
 from hf_project.models import load_model, modality_of
+from hf_project.models.registry import is_hub_id
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_LENGTH = 128  # DataArguments.max_length: what a run used unless told otherwise
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
-TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")
-HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
 
 
 @dataclass
@@ -56,24 +47,53 @@ class Prediction:
                 **{f"p_{name}": p for name, p in self.probabilities.items()}}
 
 
-@dataclass
+@dataclass(init=False)
 class Predictor:
     model: Any
-    processor: Any
+    processor: Any  # the stage's saved_processor: what turns raw inputs into this model's inputs
     modality: str
     source: Path | str
-    run_dir: Path | None = None
-    max_length: int | None = None  # text
-    max_duration_s: float | None = None  # audio
-    label_names: list[str] = field(init=False)
-    device: torch.device = field(init=False)
+    run_dir: Path | None
+    # The stage's input_settings, shared with training (max_length for text, max_duration_s for audio)
+    settings: dict[str, Any]
+    label_names: list[str]
+    device: torch.device
+    stage: ModalityStage = field(repr=False)
 
-    def __post_init__(self) -> None:
+    def __init__(self, model: Any, processor: Any, modality: str, source: Path | str, run_dir: Path | None = None,
+                 max_length: int | None = None, max_duration_s: float | None = None,
+                 settings: dict[str, Any] | None = None) -> None:
+        """`max_length` / `max_duration_s` are the two settings most often given directly; `settings` the stage's
+        input_settings, all of them."""
+        self.model, self.processor, self.modality = model, processor, modality
+        self.source, self.run_dir = source, run_dir
+        self.settings = dict(settings or {})
+        for key, value in (("max_length", max_length), ("max_duration_s", max_duration_s)):
+            if value is not None:
+                self.settings[key] = value
+        self.stage = get_stage(self.modality)
         id2label = self.model.config.id2label
         self.label_names = [id2label[i] for i in range(len(id2label))]
         # On the GPU when there is one, as the evaluation loop runs
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
+
+    # The two settings callers read and override most, as attributes (None where the modality has no such setting)
+    @property
+    def max_length(self) -> int | None:
+        return self.settings.get("max_length")
+
+    @max_length.setter
+    def max_length(self, value: int | None) -> None:
+        self.settings["max_length"] = value
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return self.settings.get("max_duration_s")
+
+    @max_duration_s.setter
+    def max_duration_s(self, value: float | None) -> None:
+        self.settings["max_duration_s"] = value
 
     @classmethod
     def load(cls, path: str | Path) -> Predictor:
@@ -81,62 +101,38 @@ class Predictor:
         model_dir, run_dir = resolve_model_dir(path)
         run_config = read_run_config(run_dir) if run_dir else {}
         model, processor = load_model(model_dir) if isinstance(model_dir, Path) else _load_hub(model_dir)
-        modality = model_modality(model.config)
+        modality = modality_of(model.config)
         if modality is None:
-            raise UserError(f"{model_dir} holds a {model.config.model_type} model, which classifies none of text, "
-                            "image or audio")
-        predictor = cls(model, processor, modality, model_dir, run_dir)
-        if modality == "text":
-            predictor.max_length = run_config.get("max_length") or default_max_length(model, processor)
-        elif modality == "image" and getattr(model.config, "frontend", None):
-            predictor.processor = image.RowImageProcessor.from_frontend(model.config.frontend)
-        elif modality == "audio":
-            predictor.processor = audio.frontend_of(model.config, processor)
-            predictor.max_duration_s = (run_config.get("max_duration_s")
-                                        or getattr(predictor.processor, "max_duration_s", None))
-            if predictor.max_duration_s is None:
-                raise UserError(f"{model_dir} does not record the clip length it was trained on: load it from its run "
-                                "directory (runs/<dataset>/<model>/<run>), whose config.yaml has max_duration_s")
-        if modality in ("image", "text") and predictor.processor is None:
-            raise UserError(f"{model_dir} has no saved {'tokenizer' if modality == 'text' else 'image processor'}")
+            raise UserError(f"{model_dir} holds a {model.config.model_type} model, which classifies none of "
+                            f"{', '.join(MODALITIES[:-1])} or {MODALITIES[-1]}")
+        stage = get_stage(modality)
+        processor = stage.saved_processor(model.config, processor, str(model_dir))
+        settings = stage.input_settings(run_config, model.config, processor, str(model_dir))
+        predictor = cls(model, processor, modality, model_dir, run_dir, settings=settings)
         logger.info("loaded %s (%s, %d classes) from %s", type(model).__name__, modality, len(predictor.label_names),
                     model_dir)
         return predictor
 
     def inputs_for(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
         """Model inputs of one batch, built as the evaluation built them."""
-        if self.modality == "text":
-            return DataCollatorWithPadding(self.processor)(self._encode_texts(batch))
-        if self.modality == "image":
-            return image.inputs_for([open_image(x) for x in batch], self.processor)
-        return audio.inputs_for(list(batch), self.processor, self.max_duration_s)
-
-    def _encode_texts(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
-        encoded = self.processor(list(texts), truncation=True, max_length=self.max_length)
-        return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
+        encoded = self.stage.encode_inputs(batch, self.processor, self.settings)
+        return self.stage.collate_inputs(encoded, self.processor, self.settings)
 
     @torch.inference_mode()
     def probabilities(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
         """(N, classes) softmax probabilities, computed in batches; a bar appears past a few batches.
 
-        Texts are tokenised together and batched longest first, so a batch pads only to about its own length; the
-        rows come back in input order."""
+        Inputs the stage can order (texts, tokenised together) are batched longest first, so a batch pads only to
+        about its own length; the rows come back in input order."""
         check_inputs(inputs, self.modality)
-        if self.modality == "text":
-            features = self._encode_texts(inputs)
-            order = longest_first([len(f["input_ids"]) for f in features])
-            collate = DataCollatorWithPadding(self.processor)
-
-            def make_inputs(batch: Sequence[int]) -> dict[str, torch.Tensor]:
-                return collate([features[i] for i in batch])
-
-            items: Sequence[Any] = order
-        else:
-            order, items, make_inputs = None, inputs, self.inputs_for
+        encoded = self.stage.encode_inputs(inputs, self.processor, self.settings)
+        order = self.stage.batch_order(encoded)
+        items = encoded if order is None else [encoded[i] for i in order]
         out = []
         disable = progress is False or (progress is None and len(inputs) <= 4 * batch_size)
         for batch in tqdm(list(batches(items, batch_size)), desc="predicting", unit="batch", disable=disable):
-            inputs_on_device = {k: v.to(self.device) for k, v in make_inputs(batch).items()}
+            model_inputs = self.stage.collate_inputs(batch, self.processor, self.settings)
+            inputs_on_device = {k: v.to(self.device) for k, v in model_inputs.items()}
             logits = self.model(**inputs_on_device).logits.float()
             out.append(torch.softmax(logits, -1).cpu().numpy())
         probs = np.concatenate(out)
@@ -148,7 +144,7 @@ class Predictor:
         predictions = []
         for x, p in zip(inputs, probs, strict=True):
             k = int(p.argmax())
-            predictions.append(Prediction(describe(x), self.label_names[k], float(p[k]),
+            predictions.append(Prediction(self.stage.describe_input(x), self.label_names[k], float(p[k]),
                                           {name: float(v) for name, v in zip(self.label_names, p, strict=True)}))
         return predictions
 
@@ -158,44 +154,10 @@ def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def describe(x: Any) -> str:
-    if isinstance(x, dict):
-        return str(x.get("path") or "<in memory>")
-    if isinstance(x, Image.Image):
-        return getattr(x, "filename", "") or "<image>"
-    return str(x)
-
-
 def check_inputs(inputs: Sequence[Any], modality: str) -> None:
     if len(inputs) == 0:
         raise UserError("no inputs to predict on: the input is empty")
-    if modality == "text":
-        bad = next((x for x in inputs if not isinstance(x, str)), None)
-        if bad is not None:
-            raise UserError(f"a text model needs strings, got {type(bad).__name__} ({str(bad)[:60]!r})")
-        return
-    for x in inputs:
-        if isinstance(x, str | Path) and not Path(x).is_file():
-            raise UserError(f"{modality} file {x} does not exist")
-
-
-def open_image(x: Any) -> Image.Image:
-    """A path, {"bytes", "path"} dict or PIL image, decoded like datasets' Image feature (EXIF orientation)."""
-    if isinstance(x, Image.Image):
-        return x
-    import io
-
-    source = io.BytesIO(x["bytes"]) if isinstance(x, dict) and x.get("bytes") else (
-        x.get("path") if isinstance(x, dict) else x)
-    try:
-        img = Image.open(source)
-        img.load()
-    except Exception as err:  # PIL raises many types for a broken file
-        reason = first_line(err)
-        raise UserError(f"image file {describe(x)} cannot be decoded ({reason}): fix or remove it") from None
-    if img.getexif().get(Image.ExifTags.Base.Orientation) is not None:
-        img = ImageOps.exif_transpose(img)
-    return img
+    get_stage(modality).check_inputs(inputs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -212,46 +174,36 @@ def resolve_model_dir(path: str | Path) -> tuple[Path | str, Path | None]:
     """(model folder or hub id, run directory or None)."""
     p = Path(path)
     if not p.exists():
-        if isinstance(path, str) and HUB_ID.match(path) and not path.startswith((".", "/")):
+        if isinstance(path, str) and is_hub_id(path):
             return path, None
         raise UserError(f"model {path} does not exist: give weights/<dataset>/<model>, a run directory or a hub id")
     if not p.is_dir():
         raise UserError(f"{p} is not a model folder: give weights/<dataset>/<model> or a run directory")
-    if (p / "config.json").is_file():
+    if (p / CONFIG_NAME).is_file():
         # weights/ and a run's model/ are the same files; a run's model/ also has the run's config.yaml above it
-        run_dir = p.parent if p.name == "model" and (p.parent / "config.yaml").is_file() else None
+        run_dir = p.parent if p.name == runs.MODEL_DIR and (p.parent / runs.CONFIG_FILE).is_file() else None
         return p, run_dir
-    if (p / "status").is_file():
+    if (p / runs.STATUS_FILE).is_file():
         status = runs.read_status(p)
-        if not (p / "model" / "config.json").is_file():
+        if not (p / runs.MODEL_DIR / CONFIG_NAME).is_file():
             raise UserError(f"run {p} has no saved model (status: {status}): pick a complete run")
         if status != runs.STATUS_COMPLETE:
             logger.warning("run %s is %s, not complete", p, status)
-        return p / "model", p
+        return p / runs.MODEL_DIR, p
     run = newest_complete_run(p)
     if run is not None:
         logger.info("newest complete run under %s: %s", p, run.name)
-        return p / run.name / "model", p / run.name
+        return run / runs.MODEL_DIR, run
     raise UserError(f"{p} is not a model folder (no config.json) nor a run directory: point at "
                     "weights/<dataset>/<model> or runs/<dataset>/<model>/<run>")
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     try:
-        return yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError) as err:
-        logger.warning("cannot read %s/config.yaml (%s): using the model's own limits", run_dir, err)
+        return runs.read_config(run_dir)
+    except (OSError, yaml.YAMLError, ValueError) as err:
+        logger.warning("cannot read %s/%s (%s): using the model's own limits", run_dir, runs.CONFIG_FILE, err)
         return {}
-
-
-def default_max_length(model: Any, tokenizer: Any) -> int:
-    """Without a run: the tokenizer's recorded limit, else the model's positions, else the training default."""
-    limits = [getattr(tokenizer, "model_max_length", None), getattr(model.config, "max_position_embeddings", None)]
-    limits = [int(v) for v in limits if isinstance(v, int | float) and 0 < v < 1_000_000]
-    if not limits:
-        logger.info("no length limit recorded with the model: truncating to %d tokens", DEFAULT_MAX_LENGTH)
-        return DEFAULT_MAX_LENGTH
-    return min(limits)
 
 
 def _load_hub(model_id: str) -> tuple[Any, Any]:
@@ -271,54 +223,16 @@ def _load_hub(model_id: str) -> tuple[Any, Any]:
 # reading inputs (scripts/predict.py)
 
 
-def read_table(path: Path, column: str) -> list[str]:
-    """The texts of a CSV, JSON (list of objects or {column: [...]}), JSON Lines or plain text file (one per line)."""
-    try:
-        if path.suffix == ".txt":
-            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        if path.suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as f:
-                reader = csv.DictReader(f)
-                rows = list(reader)
-                columns = reader.fieldnames or []
-        elif path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-            columns = sorted({k for r in rows for k in r})
-        else:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if isinstance(data, dict):
-                data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
-            rows, columns = data, sorted({k for r in data for k in r})
-    except (OSError, UnicodeDecodeError, ValueError, csv.Error, AttributeError, TypeError) as err:
-        raise UserError(f"cannot read {path} ({str(err).splitlines()[0] if str(err) else type(err).__name__}): "
-                        "give a CSV, JSON, JSON Lines or text file") from None
-    if not rows:
-        raise UserError(f"{path} is empty: no inputs to predict on")
-    if column not in columns:
-        raise UserError(f"text column {column!r} not found in {path} (columns: {', '.join(map(str, columns))}): "
-                        "pass --text_column")
-    return ["" if r.get(column) is None else str(r[column]) for r in rows]
-
-
-def collect_inputs(paths: Sequence[str | Path], modality: str, text_column: str = "text") -> list[str]:
-    """Texts from a table file, or image/audio files from folders and file names."""
-    suffixes = IMAGE_SUFFIXES if modality == "image" else AUDIO_SUFFIXES
-    items: list[str] = []
+def collect_inputs(paths: Sequence[str | Path], modality: str, text_column: str = "text") -> list[Any]:
+    """The inputs of files and folders, as the modality reads them: texts from table files, or image/audio files
+    from folders and file names."""
+    stage = get_stage(modality)
+    items: list[Any] = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             raise UserError(f"input {p} does not exist")
-        if modality == "text":
-            if p.is_dir() or p.suffix.lower() not in TABLE_SUFFIXES:
-                raise UserError(f"{p} is not a CSV/JSON/JSONL/TXT file: a text model reads texts from such a file")
-            items += read_table(p, text_column)
-        elif p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.is_file() and f.suffix.lower() in suffixes)
-            if not found:
-                raise UserError(f"folder {p} holds no {modality} files ({', '.join(suffixes)})")
-            items += found
-        else:
-            items.append(str(p))
+        items += stage.read_inputs(p, text_column)
     if not items:
         raise UserError("no inputs to predict on: the input is empty")
     return items
@@ -358,11 +272,13 @@ def run_test_examples(run_dir: str | Path, limit: int | None = None) -> tuple[li
     no files (hub or builtin sets), from the test split rebuilt from the run's config.yaml (same seed, same split).
     """
     run_dir = Path(run_dir)
-    with open(run_dir / "predictions_test.csv", newline="", encoding="utf-8") as f:
+    with open(run_dir / runs.PREDICTIONS_FILE, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))[:limit]
-    column = "input" if rows and "input" in rows[0] else "text"  # early runs named the column after the modality
+    modality = modality_of_run(run_dir)
+    column = "input" if rows and "input" in rows[0] else modality  # early runs named the column after the modality
     values = [r[column] for r in rows]
-    if modality_of_run(run_dir) == "text" or all(Path(v).is_file() for v in values):
+    # The file holds inputs that are not files (texts) themselves, and single-file inputs by their path
+    if not get_stage(modality).INPUT_SUFFIXES or all(Path(v).is_file() for v in values):
         return values, rows
     from hf_project.config import config_from_dict
     from hf_project.data import prepare_data
@@ -374,15 +290,7 @@ def run_test_examples(run_dir: str | Path, limit: int | None = None) -> tuple[li
 
 
 def modality_of_run(run_dir: str | Path) -> str:
+    """What the run's saved model classifies (models.modality_of)."""
     from transformers import AutoConfig
 
-    return model_modality(AutoConfig.from_pretrained(Path(run_dir) / "model")) or "text"
-
-
-def model_modality(config: Any) -> str | None:
-    """modality_of, plus LSTMs saved before their config recorded it: the front-end says, else tokens are text."""
-    modality = modality_of(config)
-    if modality is None and config.model_type == "hf_project_lstm":
-        frontend = getattr(config, "frontend", None) or {}
-        modality = frontend.get("modality") or ("text" if getattr(config, "input_type", "tokens") == "tokens" else None)
-    return modality
+    return modality_of(AutoConfig.from_pretrained(Path(run_dir) / runs.MODEL_DIR)) or "text"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import textwrap
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,9 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from hf_project import runs
+from hf_project.config import DEFAULT_SEED
 
 logger = logging.getLogger(__name__)
 
@@ -32,24 +34,17 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _save_atomic(fig: Figure, path: str | Path, dpi: int = 100) -> None:
-    """Write ``fig`` to a temp file beside ``path`` and rename it over ``path``.
+    """Write ``fig`` to a temp file beside ``path`` and rename it over ``path`` (runs.atomic_path).
 
     Readers (a dashboard polling the run dir, a concurrent rsync) thus see either the old or the new
     image, never a truncated one. The temp file is created with mode 0o666 & ~umask like a plain write.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            fig.savefig(handle, format=fmt, dpi=dpi)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with runs.atomic_path(path) as tmp, open(tmp, "xb") as handle:
+        fig.savefig(handle, format=fmt, dpi=dpi)
+        handle.flush()
+        os.fsync(handle.fileno())
     logger.debug("Wrote %s", path)
 
 
@@ -163,12 +158,12 @@ def plot_validation_curves(curves: dict[str, list[list[tuple[int, float]]]], pat
     fig = _new_figure(8, 5)
     ax = fig.add_subplot()
     colours = [f"C{i % 10}" for i in range(len(curves))]
-    for (label, runs), colour in zip(curves.items(), colours, strict=True):
-        for i, points in enumerate(runs):
+    for (label, seeds), colour in zip(curves.items(), colours, strict=True):
+        for i, points in enumerate(seeds):
             if points:
                 steps, losses = zip(*points, strict=True)
                 ax.plot(steps, losses, color=colour, marker="o", markersize=3, linewidth=1.2,
-                        alpha=1.0 if len(runs) == 1 else 0.6, label=label if i == 0 else None)
+                        alpha=1.0 if len(seeds) == 1 else 0.6, label=label if i == 0 else None)
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss")
     ax.set_title(title)
@@ -203,7 +198,7 @@ def plot_metric_bars(values: dict[str, dict[str, list[float]]], path: str | Path
 # ---- sample inputs ---------------------------------------------------------------------------------------------
 # Drawn at training time into the run's figures/: reports read only run files, and the raw inputs are not among
 # them (a builtin or hub data set has no files to point at).
-SAMPLE_INPUTS = "sample_inputs.png"
+SAMPLE_INPUTS = runs.SAMPLE_INPUTS_FIGURE
 SAMPLE_MAX_CLASSES = {"text": 8, "image": 10, "audio": 8}
 SAMPLE_PER_CLASS = {"text": 2, "image": 4, "audio": 2}
 INPUT_NOUNS = {"text": ("text", "texts"), "image": ("image", "images"), "audio": ("clip", "clips")}
@@ -212,7 +207,7 @@ SPECTROGRAM_MELS = 64
 TEXT_CHARS = 200  # a text panel shows at most this many characters (three lines)
 
 
-def pick_examples(labels: Sequence[int], modality: str, seed: int = 2023) -> list[int]:
+def pick_examples(labels: Sequence[int], modality: str, seed: int = DEFAULT_SEED) -> list[int]:
     """Row indices of a few examples of each of the first classes (label order), drawn with `seed`: the same rows
     for every model trained on one split, so all runs of a comparison show the same inputs."""
     per_class, max_classes = SAMPLE_PER_CLASS[modality], SAMPLE_MAX_CLASSES[modality]

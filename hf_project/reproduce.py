@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hf_project import runs
-from hf_project.compare import Run
 from hf_project.errors import UserError
 from hf_project.metrics import METRIC_NAMES
+from hf_project.report import Run
 
 if TYPE_CHECKING:
     from hf_project.data import PreparedData

@@ -39,6 +39,12 @@ REPRODUCTION_FILE = "reproduction.json"
 LOCK_FILE = ".lock"
 MODEL_DIR = "model"
 FIGURES_DIR = "figures"
+# A search's folder, runs/<dataset>/<model>/search-<study>/ (hf_project.search): no status file, never a run.
+SEARCH_DIR_PREFIX = "search-"
+STUDY_FILE = "study.db"
+SEARCH_FILE = "search.yaml"
+TRIALS_FILE = "trials.csv"
+BEST_FILE = "best.json"
 LOSS_FIGURE = "loss.png"  # in FIGURES_DIR, as the next two
 CONFUSION_FIGURE = "confusion_matrix.png"
 SAMPLE_INPUTS_FIGURE = "sample_inputs.png"

@@ -302,12 +302,12 @@ def search_model(
     direction = "maximize" if greater_is_better(metric) else "minimize"
     key = study_key(cfg, spec, data, knobs)
     name = study_name or key[:10]
-    search_dir = Path(cfg.train.runs_dir) / data.name / spec.name / f"search-{name}"
+    search_dir = Path(cfg.train.runs_dir) / data.name / spec.name / f"{runs.SEARCH_DIR_PREFIX}{name}"
     search_dir.mkdir(parents=True, exist_ok=True)
-    storage = f"sqlite:///{(search_dir / 'study.db').resolve()}"
+    storage = f"sqlite:///{(search_dir / runs.STUDY_FILE).resolve()}"
     study = optuna.create_study(storage=storage, study_name=name, direction=direction, load_if_exists=True)
     _claim_study(study, key, search_dir)
-    runs.write_yaml(search_dir / "search.yaml", {
+    runs.write_yaml(search_dir / runs.SEARCH_FILE, {
         "study": name, "key": key, "model": spec.name, "trials": trials, "metric": f"validation {metric}",
         "direction": direction, "space": {k.name: k.to_dict() for k in knobs}, "space_file": space.path,
         "config": cfg.to_dict(),
@@ -321,10 +321,10 @@ def search_model(
         logger.info("%s: study %s has %d of %d trials complete; running %d", spec.name, name, len(complete), trials,
                     missing)
         try:
-            run_trials(cfg, spec, without_test(data), knobs, study, storage, missing, search_dir / "checkpoints")
+            run_trials(cfg, spec, without_test(data), knobs, study, storage, missing, search_dir / runs.CHECKPOINTS_DIR)
         finally:  # an interrupted search still leaves the table of what it did
             write_trials_table(optuna.load_study(study_name=name, storage=storage), knobs, search_dir, metric)
-            shutil.rmtree(search_dir / "checkpoints", ignore_errors=True)
+            shutil.rmtree(search_dir / runs.CHECKPOINTS_DIR, ignore_errors=True)
     else:
         logger.info("%s: study %s already has %d complete trials (asked for %d)", spec.name, name, len(complete),
                     trials)
@@ -335,7 +335,7 @@ def search_model(
                                "best_value": best.value, "metric": f"validation {metric}", "params": best.params}
     if retrain:
         summary.update(_retrained(cfg, spec, data, study, best))
-    runs.write_json(search_dir / "best.json", summary)
+    runs.write_json(search_dir / runs.BEST_FILE, summary)
     return summary
 
 
@@ -440,7 +440,7 @@ def write_trials_table(study: Any, knobs: tuple[Knob, ...], search_dir: Path, me
         rows.append({"trial": t.number, "state": t.state.name.lower(), f"validation_{metric}": t.value,
                      **{k.name: t.params.get(k.name) for k in knobs}, "duration_s": duration,
                      "best": t.number == best})
-    runs.write_csv(search_dir / "trials.csv", rows)
+    runs.write_csv(search_dir / runs.TRIALS_FILE, rows)
     return rows
 
 

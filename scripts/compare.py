@@ -11,14 +11,13 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hf_project import cli  # noqa: E402
+from hf_project import cli
 
 
 def main(argv: list[str] | None = None) -> str:
-    from hf_project.compare import group_runs, select_runs, table_rows, to_terminal, write_outputs
+    from hf_project.compare import to_terminal, write_outputs
     from hf_project.errors import UserError
+    from hf_project.report import group_runs, select_runs, table_rows
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], allow_abbrev=False)
     parser.add_argument("--runs_dir", default="runs", help="Root of the run directories.")

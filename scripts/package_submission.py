@@ -12,9 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hf_project import cli  # noqa: E402
+from hf_project import cli
 
 
 def main(argv: list[str] | None = None) -> Path:

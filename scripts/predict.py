@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hf_project import cli  # noqa: E402
+from hf_project import cli
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

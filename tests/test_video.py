@@ -131,7 +131,7 @@ def test_bad_input_is_one_line_and_writes_nothing(runs_dir, tmp_path, capsys, mo
     message = one_line_error(["--runs", str(runs_dir), "--output", str(out), "--face", str(broken)], capsys)
     assert f"face recording {broken} does not decode" in message
     real_which = shutil.which
-    monkeypatch.setattr(video.shutil, "which", lambda tool: None if tool == "espeak-ng" else real_which(tool))
+    monkeypatch.setattr(video.render.shutil, "which", lambda tool: None if tool == "espeak-ng" else real_which(tool))
     message = one_line_error(["--runs", str(runs_dir), "--output", str(out)], capsys)
     assert "espeak-ng not found" in message and "apt-get install -y espeak-ng" in message
     assert not out.exists() and not (out.parent.exists() and any(out.parent.iterdir()))
@@ -196,3 +196,10 @@ def test_balance_sentence_says_imbalanced_only_when_it_is():
     assert "imbalanced" not in balance_sentence(balanced, 72 / 70, "macro_f1")
     skewed = [{"label": "a", "train": 400}, {"label": "b", "train": 20}]
     assert "strongly imbalanced" in balance_sentence(skewed, 20.0, "macro_f1")
+
+
+def test_the_deck_is_one_table_of_slides():
+    assert video.SLIDES == tuple(kind.key for kind in video.DECK) and len(set(video.SLIDES)) == len(video.SLIDES)
+    for kind in video.DECK:
+        assert callable(kind.narration) and callable(kind.draw)
+        assert isinstance(kind.title, str) or callable(kind.title)

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import Audio, ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from datasets import ClassLabel, DatasetDict
 
 from hf_project.config import DataArguments
 from hf_project.data import labels as label_utils
 from hf_project.data.sources import dataset_name, load_raw
 from hf_project.data.splits import limit_eval, limit_train, make_split
 from hf_project.errors import UserError
+from hf_project.modalities import MODALITIES, get_stage
+from hf_project.modalities.files import undecoded
 
 logger = logging.getLogger(__name__)
 
@@ -38,11 +40,14 @@ class PreparedData:
 
 
 def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
-    """(modality, input column) from the dataset's features, or as forced by --modality."""
+    """(modality, input column) from the dataset's features (the stages' FEATURE types), or as forced by --modality;
+    text, the modality of plain columns, otherwise."""
     features = raw["train"].features
-    for modality, kind, column in (("image", Image, args.image_column), ("audio", Audio, args.audio_column)):
-        if args.modality not in ("auto", modality):
+    for modality in MODALITIES:
+        kind = get_stage(modality).FEATURE
+        if kind is None or args.modality not in ("auto", modality):
             continue
+        column = getattr(args, f"{modality}_column")  # --<modality>_column
         if isinstance(features.get(column), kind):
             return modality, column
         typed = [name for name, feature in features.items() if isinstance(feature, kind)]
@@ -66,13 +71,6 @@ def _check_columns(raw: DatasetDict, input_column: str, label_column: str, modal
                 )
 
 
-def _undecoded(ds: Dataset, column: str) -> Dataset:
-    feature = ds.features[column]
-    if isinstance(feature, Image | Audio):
-        return ds.cast_column(column, type(feature)(decode=False))
-    return ds
-
-
 def _content(value: Any) -> Any:
     """What identifies one input: the text, or an image/audio file's bytes."""
     if isinstance(value, dict) and ("bytes" in value or "path" in value):
@@ -87,41 +85,11 @@ def fingerprint(raw: DatasetDict, input_column: str, label_column: str) -> str:
     digest = hashlib.sha256()
     for split in sorted(raw):
         digest.update(split.encode())
-        ds = _undecoded(raw[split].select_columns([input_column, label_column]), input_column)
+        ds = undecoded(raw[split].select_columns([input_column, label_column]), input_column)
         for batch in ds.iter(batch_size=1024):
             inputs = [_content(v) for v in batch[input_column]]
             digest.update(json.dumps([inputs, batch[label_column]], default=str).encode())
     return digest.hexdigest()[:16]
-
-
-def input_descriptions(ds: Dataset, modality: str) -> list[str]:
-    """One string per row for prediction files: the text, or the source file of an image/audio example."""
-    if modality == "text":
-        return list(ds["text"])
-    values = _undecoded(ds.select_columns([modality]), modality)[modality]
-    return [v.get("path") or f"<{modality} {i}>" for i, v in enumerate(values)]
-
-
-def _text_split(rows: Dataset, column: str, part: str) -> Dataset:
-    texts = list(rows[column])
-    if any(not isinstance(t, str) for t in texts if t is not None):
-        raise UserError(f"text column {column!r} does not hold text: pick a string column with --text_column")
-    n_missing = sum(t is None for t in texts)
-    if n_missing:
-        logger.warning("%s split: %d rows with no text are read as empty strings", part, n_missing)
-    texts = ["" if t is None else t for t in texts]
-    return Dataset.from_dict({"text": texts}, features=Features({"text": Value("string")}))
-
-
-def _split_inputs(rows: Dataset, column: str, modality: str, part: str) -> Dataset:
-    """The input column of one split, renamed to the modality's name (text / image / audio)."""
-    if modality == "text":
-        return _text_split(rows, column, part)
-    kind = Image if modality == "image" else Audio
-    if not isinstance(rows.features[column], kind):
-        raise UserError(f"column {column!r} does not hold {modality} data: pass --{modality}_column")
-    inputs = rows.select_columns([column])
-    return inputs.rename_column(column, modality) if column != modality else inputs
 
 
 def prepare_data(args: DataArguments, seed: int) -> PreparedData:
@@ -149,7 +117,7 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         rows = source.select(split[part]["indices"])
         ids = label_utils.encode(list(rows[args.label_column]), source.features[args.label_column], names, part)
         ids_by_split[part] = ids
-        inputs = _split_inputs(rows, input_column, modality, part)
+        inputs = get_stage(modality).split_inputs(rows, input_column, part)
         splits[part] = inputs.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     label_utils.check_labels(ids_by_split, names)
     balance = label_utils.class_balance(ids_by_split, names)

@@ -12,14 +12,13 @@ from datasets import DatasetDict
 
 from hf_project.data.builtin import BUILTIN_DATASETS, load_builtin
 from hf_project.errors import UserError, first_line
+from hf_project.modalities import file_modalities, get_stage
 
 logger = logging.getLogger(__name__)
 
 FILE_BUILDERS = {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}
 VALIDATION_NAMES = ("validation", "valid", "val", "dev")
 SPLIT_DIRS = ("train", "test", *VALIDATION_NAMES)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif"}
 
 
 def dataset_name(dataset: str, dataset_config: str | None, train_file: str | None) -> str:
@@ -114,58 +113,32 @@ def _class_dirs(root: Path) -> list[Path]:
 
 
 def folder_modality(root: Path) -> str:
-    """'image' or 'audio' for a folder of class sub-folders; errors a user can act on otherwise."""
+    """The modality ('image' or 'audio') of a folder of class sub-folders, from its files' suffixes (the stages'
+    INPUT_SUFFIXES); errors a user can act on otherwise."""
     classes = _class_dirs(root)
     if not classes:
         raise UserError(
             f"folder {root} has no class sub-folders: put each class's files in a sub-folder named after the class"
         )
+    suffixes = {modality: get_stage(modality).INPUT_SUFFIXES for modality in file_modalities()}
     kinds = set()
     for class_dir in classes:
         files = [p for p in class_dir.rglob("*") if p.is_file()]
-        found = {"image" for p in files if p.suffix.lower() in IMAGE_SUFFIXES}
-        found |= {"audio" for p in files if p.suffix.lower() in AUDIO_SUFFIXES}
+        found = {m for p in files for m, known in suffixes.items() if p.suffix.lower() in known}
         if not found:
-            raise UserError(f"class folder {class_dir} has no image or audio files: add some or remove the folder")
+            raise UserError(f"class folder {class_dir} has no {' or '.join(suffixes)} files: add some or remove the "
+                            "folder")
         kinds |= found
     if len(kinds) > 1:
-        raise UserError(f"folder {root} mixes image and audio files: keep one kind per dataset")
+        mixed = [m for m in suffixes if m in kinds]
+        raise UserError(f"folder {root} mixes {' and '.join(mixed)} files: keep one kind per dataset")
     return kinds.pop()
 
 
 def _load_folder(root: Path) -> DatasetDict:
-    modality = folder_modality(root)
-    if modality == "audio":
-        return _audio_folder(root)
-    builder = "imagefolder"
-    try:
-        raw = datasets.load_dataset(builder, data_dir=str(root))
-    except Exception as err:
-        message = first_line(err)
-        raise UserError(f"could not read {builder} {root}: {message}") from None
-    return raw
-
-
-def _audio_folder(root: Path) -> DatasetDict:
-    """The audiofolder layout (class sub-folders, optionally inside train/validation/test folders) as undecoded
-    Audio columns. Built here rather than by datasets' audiofolder builder: its Audio encoder imports torchcodec
-    (and so FFmpeg) even to store a file path, while the audio stage decodes with soundfile."""
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     split_dirs = {p.name: p for p in subdirs if p.name in SPLIT_DIRS} or {"train": root}
-    files = {}
-    for split, split_dir in split_dirs.items():
-        classes = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
-        files[split] = [(str(f.resolve()), c.name) for c in classes for f in sorted(c.rglob("*"))
-                        if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES]
-    names = sorted({label for rows in files.values() for _, label in rows})
-    features = datasets.Features({"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-                                  "label": datasets.ClassLabel(names=names)})
-    out = {}
-    for split, rows in files.items():
-        ds = datasets.Dataset.from_dict({"audio": [{"bytes": None, "path": path} for path, _ in rows],
-                                         "label": [names.index(label) for _, label in rows]}, features=features)
-        out[split] = ds.cast_column("audio", datasets.Audio(decode=False))
-    return DatasetDict(out)
+    return get_stage(folder_modality(root)).load_folder(root, split_dirs)
 
 
 def _load_hub(name: str, config: str | None) -> DatasetDict:

@@ -20,6 +20,8 @@ checkpoint is cut to `max_duration_s`: its positional table keeps its first ceil
 Pretrained checkpoints use their own feature extractor (AutoFeatureExtractor); the from-scratch LSTM reads
 standardised log-mel frames from LogMelFrontend, whose parameters -- including the per-band statistics learnt from
 the training split -- are stored in the model config's `frontend`, so inference rebuilds the same front-end.
+
+Implements hf_project.modalities.ModalityStage through its top-level names.
 """
 
 from __future__ import annotations
@@ -28,23 +30,25 @@ import dataclasses
 import io
 import logging
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import datasets
 import numpy as np
 import soundfile as sf
 import torch
 from datasets import Dataset, DatasetDict
 from scipy.signal import resample_poly
 from tqdm.auto import tqdm
-from transformers import AutoConfig, AutoFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
+from transformers import AutoFeatureExtractor, Wav2Vec2FeatureExtractor, WhisperFeatureExtractor
 from transformers.audio_utils import mel_filter_bank
 
 from hf_project.errors import UserError
-from hf_project.models import AUTO_CLASSES, whisper_positions
-from hf_project.models.registry import ModelSpec, aliases_for, hub_error
+from hf_project.modalities import files
+from hf_project.models import pretrained_config, whisper_positions
+from hf_project.models.registry import ModelSpec, hub_error
 
 if TYPE_CHECKING:
     from transformers import FeatureExtractionMixin
@@ -54,7 +58,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+SPLITS_BATCHES = False  # every clip is cut or padded to max_duration_s: nothing to pad
 TRAINER_OPTIONS = {"remove_unused_columns": False}  # the transforms read "row"/"label"/"audio" themselves
+INPUT_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
+FEATURE = datasets.Audio
 CACHE_BYTES = 2 * 2**30  # decoded waveforms kept in memory per prepare()
 FIT_CLIPS = 1000  # training clips the LSTM front-end's statistics are estimated from
 MAX_LISTED_ERRORS = 3
@@ -182,8 +189,9 @@ def num_samples(max_duration_s: float, sampling_rate: int) -> int:
 class LogMelFrontend:
     """Standardised log-mel frames (25 ms Hann windows every 10 ms) for the from-scratch LSTM.
 
-    `mean`/`std` are per mel band, learnt from the training split by `fit`. `to_dict()` is what the model config's
-    `frontend` holds; `LogMelFrontend.from_dict(model.config.frontend)` rebuilds it for inference.
+    `mean`/`std` are per mel band, learnt from the training split by `fit`. A modalities.Frontend: `to_frontend()`
+    is what the model config's `frontend` holds; `LogMelFrontend.from_frontend(model.config.frontend)` rebuilds it
+    for inference.
     """
 
     sampling_rate: int
@@ -206,7 +214,7 @@ class LogMelFrontend:
                    n_fft=2 ** math.ceil(math.log2(win)))
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> LogMelFrontend:
+    def from_frontend(cls, values: Mapping[str, Any]) -> LogMelFrontend:
         names = {f.name for f in dataclasses.fields(cls) if f.init}
         return cls(**{k: v for k, v in values.items() if k in names})
 
@@ -217,9 +225,11 @@ class LogMelFrontend:
                                   norm="slaney", mel_scale="slaney")
         self._filters = torch.from_numpy(filters).float()  # (n_fft // 2 + 1, n_mels)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_frontend(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
         return {"modality": "audio", "kind": "log_mel", **values}
+
+    from_dict = from_frontend  # its name before every front-end used to_frontend/from_frontend; kept for old callers
 
     @property
     def max_samples(self) -> int:
@@ -315,20 +325,6 @@ class ClipTransform:
 # the stage interface
 
 
-def _check_audio_checkpoint(checkpoint: str) -> Any:
-    """The checkpoint's config; one of another modality gets a clear message rather than 'no feature extractor'."""
-    try:
-        config = AutoConfig.from_pretrained(checkpoint)
-    except (OSError, ValueError) as err:
-        raise hub_error(checkpoint, err) from None
-    if type(config) not in AUTO_CLASSES["audio"]._model_mapping:
-        raise UserError(
-            f"model {checkpoint!r} ({config.model_type}) cannot classify audio data: pick an audio checkpoint "
-            f"({', '.join(aliases_for('audio'))})"
-        )
-    return config
-
-
 def cut_frames(extractor: WhisperFeatureExtractor, positions: int) -> None:
     """Make a Whisper extractor pad/crop to the 2 mel frames per position that the cut encoder takes.
 
@@ -340,6 +336,30 @@ def cut_frames(extractor: WhisperFeatureExtractor, positions: int) -> None:
     extractor.n_samples = extractor.nb_max_frames * extractor.hop_length
     seconds = extractor.n_samples / extractor.sampling_rate
     extractor.chunk_length = int(seconds) if seconds.is_integer() else seconds
+
+
+def load_folder(root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
+    """The audiofolder layout as undecoded Audio columns. Built here rather than by datasets' audiofolder builder:
+    its Audio encoder imports torchcodec (and so FFmpeg) even to store a file path, while this stage decodes with
+    soundfile."""
+    found = {}
+    for split, split_dir in split_dirs.items():
+        classes = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found[split] = [(str(f.resolve()), c.name) for c in classes for f in sorted(c.rglob("*"))
+                        if f.is_file() and f.suffix.lower() in INPUT_SUFFIXES]
+    names = sorted({label for rows in found.values() for _, label in rows})
+    features = datasets.Features({"audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+                                  "label": datasets.ClassLabel(names=names)})
+    out = {}
+    for split, rows in found.items():
+        ds = Dataset.from_dict({"audio": [{"bytes": None, "path": path} for path, _ in rows],
+                                "label": [names.index(label) for _, label in rows]}, features=features)
+        out[split] = ds.cast_column("audio", datasets.Audio(decode=False))
+    return DatasetDict(out)
+
+
+def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
+    return files.split_inputs(rows, column, "audio", FEATURE)
 
 
 def fit_frontend(data: PreparedData, cfg: ExperimentConfig) -> LogMelFrontend:
@@ -363,7 +383,7 @@ def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -
     """The checkpoint's feature extractor, or for the LSTM a log-mel front-end fitted on training clips only."""
     if spec.from_scratch:
         return fit_frontend(data, cfg)
-    config = _check_audio_checkpoint(spec.checkpoint)
+    config = pretrained_config(spec.checkpoint, "audio")  # another modality's checkpoint: not "no feature extractor"
     try:
         extractor = AutoFeatureExtractor.from_pretrained(spec.checkpoint)
     except (OSError, ValueError) as err:
@@ -428,23 +448,72 @@ def collator(processor: Any) -> Any:
 def lstm_inputs(processor: Any, cfg: ExperimentConfig) -> dict[str, Any]:
     if not isinstance(processor, LogMelFrontend):
         return {}  # only the from-scratch LSTM reads these
-    return {"input_type": "features", "input_dim": processor.n_mels, "frontend": processor.to_dict()}
+    return {"input_type": "features", "input_dim": processor.n_mels, "frontend": processor.to_frontend()}
+
+
+def describe_split(ds: Dataset) -> list[str]:
+    return files.describe_split(ds, "audio")
+
+
+def display_values(values: list[Any]) -> list[np.ndarray]:
+    """Mono waveforms at plots.SPECTROGRAM_RATE: every clip drawn at one rate, so the panels' mel axes agree."""
+    from hf_project.plots import SPECTROGRAM_RATE
+
+    return [load_waveform(v, SPECTROGRAM_RATE) for v in values]
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # inference
 
 
-def frontend_of(model_config: Any, processor: FeatureExtractionMixin | None = None) -> Any:
+def frontend_of(model_config: Any, processor: FeatureExtractionMixin | None = None,
+                where: str = "this model folder") -> Any:
     """What turns audio into a saved model's inputs: its feature extractor, or the LSTM's rebuilt front-end."""
     frontend = getattr(model_config, "frontend", None)
     if isinstance(frontend, dict) and frontend.get("kind") == "log_mel":
-        return LogMelFrontend.from_dict(frontend)
+        return LogMelFrontend.from_frontend(frontend)
     if processor is None:
-        raise UserError("this model folder has no feature extractor (preprocessor_config.json) and no front-end")
+        raise UserError(f"{where} has no feature extractor (preprocessor_config.json) and no front-end")
     # AutoProcessor gives Whisper's folders a WhisperProcessor (feature extractor + tokenizer, an empty one when the
     # folder has none); classification reads only the audio half.
     return getattr(processor, "feature_extractor", processor)
+
+
+def saved_processor(model_config: Any, processor: Any, where: str) -> Any:
+    return frontend_of(model_config, processor, where)
+
+
+def input_settings(run_config: Mapping[str, Any], model_config: Any, processor: Any, where: str) -> dict[str, Any]:
+    """max_duration_s: the run's, else the one saved with the feature extractor (or the LSTM's front-end)."""
+    duration = run_config.get("max_duration_s") or getattr(processor, "max_duration_s", None)
+    if duration is None:
+        raise UserError(f"{where} does not record the clip length it was trained on: load it from its run directory "
+                        "(runs/<dataset>/<model>/<run>), whose config.yaml has max_duration_s")
+    return {"max_duration_s": duration}
+
+
+def read_inputs(path: Path, column: str) -> list[str]:
+    return files.read_files(path, "audio", INPUT_SUFFIXES)
+
+
+def check_inputs(inputs: Sequence[Any]) -> None:
+    files.check_files(inputs, "audio")
+
+
+def encode_inputs(inputs: Sequence[Any], processor: Any, settings: Mapping[str, Any]) -> list[Any]:
+    return list(inputs)  # decoded a batch at a time (collate_inputs): memory stays bounded
+
+
+def batch_order(encoded: Sequence[Any]) -> None:
+    return None  # every clip is cropped or padded to one length
+
+
+def collate_inputs(clips: Sequence[Any], processor: Any, settings: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return inputs_for(list(clips), processor, settings.get("max_duration_s"))
+
+
+def describe_input(value: Any) -> str:
+    return files.describe_file(value)
 
 
 def inputs_for(clips: Sequence[dict[str, Any] | str | Path], processor: Any,

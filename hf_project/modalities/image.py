@@ -7,6 +7,8 @@ training split's pixel mean/std (`RowImageProcessor`, described in the model con
 Augmentation -- a random resized crop and a horizontal flip -- runs only on train, every time an example is
 read (datasets' `with_transform`), and draws from torch's RNG, which the Trainer seeds: the same seed gives the
 same augmented tensors. Validation and test go through the deterministic processor alone.
+
+Implements hf_project.modalities.ModalityStage through its top-level names.
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import datasets
 import numpy as np
 import torch
 from datasets import Dataset, DatasetDict
-from PIL import Image
+from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from hf_project.config import with_augmentation_defaults
 from hf_project.errors import UserError, first_line
+from hf_project.modalities import files
 from hf_project.models.registry import ModelSpec, hub_error
 
 if TYPE_CHECKING:
@@ -35,7 +40,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # set_transform builds pixel_values/input_features from the "image" column: the Trainer must not drop it first
+SPLITS_BATCHES = False  # every image has the processor's size: nothing to pad
 TRAINER_OPTIONS = {"remove_unused_columns": False}
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+FEATURE = datasets.Image
 CROP_RATIO = (3 / 4, 4 / 3)  # aspect ratios of the random resized crop (torchvision's defaults)
 STATS_SAMPLE = 512  # training images read to estimate the LSTM's pixel mean/std (plenty for two numbers)
 _CHECKED: set[str] = set()  # split hashes whose images all passed check_images in this process
@@ -45,8 +53,8 @@ _CHECKED: set[str] = set()  # split hashes whose images all passed check_images 
 class RowImageProcessor:
     """The LSTM's front-end: an image becomes `size` rows of `size` standardised grey pixels.
 
-    Its parameters are stored in the model config's `frontend` (`to_frontend`), so inference rebuilds it with
-    `RowImageProcessor.from_frontend(model.config.frontend)`; nothing else needs saving.
+    A modalities.Frontend: its parameters are stored in the model config's `frontend` (`to_frontend`), so
+    inference rebuilds it with `RowImageProcessor.from_frontend(model.config.frontend)`; nothing else needs saving.
     """
 
     size: int
@@ -83,9 +91,22 @@ class RowImageProcessor:
         }
 
     @classmethod
-    def from_frontend(cls, frontend: dict[str, Any]) -> RowImageProcessor:
+    def from_frontend(cls, frontend: Mapping[str, Any]) -> RowImageProcessor:
         resample = int(Image.Resampling[frontend.get("resample", "bilinear").upper()])
         return cls(int(frontend["image_size"]), float(frontend["mean"]), float(frontend["std"]), resample)
+
+
+def load_folder(root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
+    """datasets' imagefolder builder (which finds the split folders itself)."""
+    try:
+        return datasets.load_dataset("imagefolder", data_dir=str(root))
+    except Exception as err:
+        message = first_line(err)
+        raise UserError(f"could not read imagefolder {root}: {message}") from None
+
+
+def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
+    return files.split_inputs(rows, column, "image", FEATURE)
 
 
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> Any:
@@ -263,3 +284,73 @@ def lstm_inputs(processor: Any, cfg: ExperimentConfig) -> dict[str, Any]:
     if not isinstance(processor, RowImageProcessor):
         return {}
     return {"input_type": "features", "input_dim": processor.size, "frontend": processor.to_frontend()}
+
+
+def describe_split(ds: Dataset) -> list[str]:
+    return files.describe_split(ds, "image")
+
+
+def display_values(values: list[Any]) -> list[Image.Image]:
+    """Decoded images as they are; files and stored bytes decoded (open_image)."""
+    return [open_image(v) for v in values]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inference
+
+
+def saved_processor(model_config: Any, processor: Any, where: str) -> Any:
+    """The LSTM's RowImageProcessor rebuilt from the config's front-end, else the folder's image processor."""
+    frontend = getattr(model_config, "frontend", None)
+    if frontend:
+        return RowImageProcessor.from_frontend(frontend)
+    if processor is None:
+        raise UserError(f"{where} has no saved image processor")
+    return processor
+
+
+def input_settings(run_config: Mapping[str, Any], model_config: Any, processor: Any, where: str) -> dict[str, Any]:
+    return {}  # the saved processor records the size and normalisation
+
+
+def read_inputs(path: Path, column: str) -> list[str]:
+    return files.read_files(path, "image", INPUT_SUFFIXES)
+
+
+def check_inputs(inputs: Sequence[Any]) -> None:
+    files.check_files(inputs, "image")
+
+
+def encode_inputs(inputs: Sequence[Any], processor: Any, settings: Mapping[str, Any]) -> list[Any]:
+    return list(inputs)  # decoded a batch at a time (collate_inputs): memory stays bounded
+
+
+def batch_order(encoded: Sequence[Any]) -> None:
+    return None  # every image becomes one input size
+
+
+def collate_inputs(images: Sequence[Any], processor: Any, settings: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return inputs_for([open_image(x) for x in images], processor)
+
+
+def describe_input(value: Any) -> str:
+    if isinstance(value, Image.Image):
+        return getattr(value, "filename", "") or "<image>"
+    return files.describe_file(value)
+
+
+def open_image(x: Any) -> Image.Image:
+    """A path, {"bytes", "path"} dict or PIL image, decoded like datasets' Image feature (EXIF orientation)."""
+    if isinstance(x, Image.Image):
+        return x
+    source = io.BytesIO(x["bytes"]) if isinstance(x, dict) and x.get("bytes") else (
+        x.get("path") if isinstance(x, dict) else x)
+    try:
+        img = Image.open(source)
+        img.load()
+    except Exception as err:  # PIL raises many types for a broken file
+        reason = first_line(err)
+        raise UserError(f"image file {describe_input(x)} cannot be decoded ({reason}): fix or remove it") from None
+    if img.getexif().get(Image.ExifTags.Base.Orientation) is not None:
+        img = ImageOps.exif_transpose(img)
+    return img

@@ -1,22 +1,28 @@
-"""Text stage: raw text -> token ids, with a content-keyed cache so a second run skips tokenisation."""
+"""Text stage: raw text -> token ids, with a content-keyed cache so a second run skips tokenisation.
+
+Implements hf_project.modalities.ModalityStage through its top-level names.
+"""
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import errno
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from datasets import DatasetDict, load_from_disk
+from datasets import Dataset, DatasetDict, Features, Value, load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
 
+from hf_project import runs
 from hf_project.cache import default_cache_dir
+from hf_project.config import DataArguments
+from hf_project.errors import UserError
 from hf_project.models.lstm import train_lstm_tokenizer
 from hf_project.models.registry import ModelSpec, hub_error
 
@@ -65,21 +71,25 @@ def tokenize(
 
     logger.info("tokenising (max_length %d) into cache %s", max_length, target)
     tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="tokenising")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tmp-"))
     try:
-        tokenized.save_to_disk(str(tmp))
-        if target.exists():  # another process won the race; its copy is identical
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with runs.atomic_path(target, suffix="") as tmp:
+            tokenized.save_to_disk(str(tmp))
+    except OSError as err:
+        # os.replace cannot put a folder over a full one: another process won the race, and its copy is identical
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not (target / "dataset_dict.json").is_file():
+            raise
     return load_from_disk(str(target))
 
 
+SPLITS_BATCHES = True  # batches of token sequences pad to their longest: --batching split cuts them
 TRAINER_OPTIONS = {"length_column_name": "length"}  # --batching group turns on transformers' group_by_length
+INPUT_SUFFIXES: tuple[str, ...] = ()  # texts come many to a table file, not one to a file
+FEATURE = None  # any column that is not an image or audio column holds text
+TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")  # the files scripts/predict.py reads texts from
+# The keys of a batch MicroBatchCollator split: the padded blocks, and the batch row of each block row (the labels
+# stay whole, in batch order). ClassificationTrainer.compute_loss reads them.
+MICRO_BATCHES = "micro_batches"
+MICRO_ORDER = "micro_order"
 
 # Cost of one forward+backward over a padded (n, L) block, in token units: n*L*(1 + L/ATTENTION_TOKENS) for the
 # layers and attention, plus a fixed MICRO_BATCH_OVERHEAD per block (op dispatch, the dense embedding gradient).
@@ -114,7 +124,7 @@ class MicroBatchCollator:
             block.pop("labels", None)
             micro.append(dict(block))
         labels = [f["labels"] if "labels" in f else f["label"] for f in features]
-        return {"micro_batches": micro, "micro_order": torch.tensor(order), "labels": torch.tensor(labels)}
+        return {MICRO_BATCHES: micro, MICRO_ORDER: torch.tensor(order), "labels": torch.tensor(labels)}
 
 
 def longest_first(lengths: list[int]) -> list[int]:
@@ -143,6 +153,22 @@ def split_points(sorted_lengths: list[int], overhead: float) -> list[int]:
     return cuts
 
 
+def load_folder(root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
+    raise UserError(f"{root}: text data is read from a csv/json/parquet file or a hub dataset, not a folder of files")
+
+
+def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
+    """The texts of `column` as a "text" column of strings; missing texts are read as empty strings."""
+    texts = list(rows[column])
+    if any(not isinstance(t, str) for t in texts if t is not None):
+        raise UserError(f"text column {column!r} does not hold text: pick a string column with --text_column")
+    n_missing = sum(t is None for t in texts)
+    if n_missing:
+        logger.warning("%s split: %d rows with no text are read as empty strings", split, n_missing)
+    texts = ["" if t is None else t for t in texts]
+    return Dataset.from_dict({"text": texts}, features=Features({"text": Value("string")}))
+
+
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only."""
     if spec.from_scratch:
@@ -167,3 +193,97 @@ def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
 
 def lstm_inputs(tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> dict[str, Any]:
     return {"input_type": "tokens", "vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+
+
+def describe_split(ds: Dataset) -> list[str]:
+    return list(ds["text"])
+
+
+def display_values(values: list[Any]) -> list[Any]:
+    return list(values)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# inference
+
+
+def saved_processor(model_config: Any, tokenizer: PreTrainedTokenizerBase | None, where: str) -> Any:
+    if tokenizer is None:
+        raise UserError(f"{where} has no saved tokenizer")
+    return tokenizer
+
+
+def input_settings(run_config: Mapping[str, Any], model_config: Any, tokenizer: Any, where: str) -> dict[str, Any]:
+    """max_length: the run's, else the limit saved with the model (default_max_length)."""
+    return {"max_length": run_config.get("max_length") or default_max_length(model_config, tokenizer)}
+
+
+def default_max_length(model_config: Any, tokenizer: Any) -> int:
+    """Without a run: the tokenizer's recorded limit, else the model's positions, else the training default."""
+    limits = [getattr(tokenizer, "model_max_length", None), getattr(model_config, "max_position_embeddings", None)]
+    limits = [int(v) for v in limits if isinstance(v, int | float) and 0 < v < 1_000_000]
+    if not limits:
+        default = next(f.default for f in dataclasses.fields(DataArguments) if f.name == "max_length")
+        logger.info("no length limit recorded with the model: truncating to %d tokens", default)
+        return default
+    return min(limits)
+
+
+def read_inputs(path: Path, column: str) -> list[str]:
+    if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
+        raise UserError(f"{path} is not a CSV/JSON/JSONL/TXT file: a text model reads texts from such a file")
+    return read_table(path, column)
+
+
+def read_table(path: Path, column: str) -> list[str]:
+    """The texts of a CSV, JSON (list of objects or {column: [...]}), JSON Lines or plain text file (one per line)."""
+    try:
+        if path.suffix == ".txt":
+            return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.suffix == ".csv":
+            with open(path, newline="", encoding="utf-8") as f:
+                reader = csv.DictReader(f)
+                rows = list(reader)
+                columns = reader.fieldnames or []
+        elif path.suffix == ".jsonl":
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            columns = sorted({k for r in rows for k in r})
+        else:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if isinstance(data, dict):
+                data = [dict(zip(data, values, strict=True)) for values in zip(*data.values(), strict=True)]
+            rows, columns = data, sorted({k for r in data for k in r})
+    except (OSError, UnicodeDecodeError, ValueError, csv.Error, AttributeError, TypeError) as err:
+        raise UserError(f"cannot read {path} ({str(err).splitlines()[0] if str(err) else type(err).__name__}): "
+                        "give a CSV, JSON, JSON Lines or text file") from None
+    if not rows:
+        raise UserError(f"{path} is empty: no inputs to predict on")
+    if column not in columns:
+        raise UserError(f"text column {column!r} not found in {path} (columns: {', '.join(map(str, columns))}): "
+                        "pass --text_column")
+    return ["" if r.get(column) is None else str(r[column]) for r in rows]
+
+
+def check_inputs(inputs: Sequence[Any]) -> None:
+    bad = next((x for x in inputs if not isinstance(x, str)), None)
+    if bad is not None:
+        raise UserError(f"a text model needs strings, got {type(bad).__name__} ({str(bad)[:60]!r})")
+
+
+def encode_inputs(texts: Sequence[str], tokenizer: Any, settings: Mapping[str, Any]) -> list[dict[str, list[int]]]:
+    """Texts tokenised together, truncated where training truncated; padded per batch by collate_inputs."""
+    encoded = tokenizer(list(texts), truncation=True, max_length=settings.get("max_length"))
+    return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
+
+
+def batch_order(encoded: Sequence[dict[str, list[int]]]) -> list[int]:
+    return longest_first([len(f["input_ids"]) for f in encoded])
+
+
+def collate_inputs(encoded: Sequence[dict[str, list[int]]], tokenizer: Any,
+                   settings: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    return DataCollatorWithPadding(tokenizer)(list(encoded))
+
+
+def describe_input(value: Any) -> str:
+    return str(value)

@@ -15,11 +15,12 @@ from transformers import (
     AutoModelForSequenceClassification,
     PreTrainedModel,
 )
+from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME
 
 from hf_project.errors import UserError
 from hf_project.models import lstm  # noqa: F401  (registers the LSTM with the Auto classes)
 from hf_project.models.lstm import LSTMConfig, LSTMForSequenceClassification
-from hf_project.models.registry import ModelSpec, hub_error
+from hf_project.models.registry import ModelSpec, aliases_for, hub_error
 
 logger = logging.getLogger(__name__)
 
@@ -34,25 +35,40 @@ AUTO_CLASSES = {
 }
 
 
-def modality_of(config: Any) -> str | None:
-    """Which data a checkpoint's architecture classifies, from the Auto mappings (None: none of ours)."""
+def supports(modality: str, config: Any) -> bool:
+    """Whether transformers has a classification head of `modality` data for this config's architecture."""
+    # _model_mapping is private, but it is the only exact answer (the Auto class itself raises only on loading)
+    return type(config) in AUTO_CLASSES[modality]._model_mapping
+
+
+def modality_of(config: Any, prefer: str | None = None) -> str | None:
+    """Which data a model classifies (None: none of ours).
+
+    The LSTM records it in its config; one saved before it did is named by its front-end, else its token inputs make
+    it a text model. A pretrained architecture classifies what an Auto class has a head for: `prefer` when it is
+    among several, else the first of AUTO_CLASSES.
+    """
     if isinstance(config, LSTMConfig):
-        return getattr(config, "modality", None)
-    for modality, auto in AUTO_CLASSES.items():
-        if type(config) in auto._model_mapping:
-            return modality
-    return None
+        frontend = getattr(config, "frontend", None) or {}
+        recorded = getattr(config, "modality", None) or frontend.get("modality")
+        return recorded or ("text" if getattr(config, "input_type", "tokens") == "tokens" else None)
+    if prefer is not None and supports(prefer, config):
+        return prefer
+    return next((modality for modality in AUTO_CLASSES if supports(modality, config)), None)
 
 
-def _pretrained_config(spec: ModelSpec, modality: str) -> Any:
+def pretrained_config(checkpoint: str, modality: str) -> Any:
+    """The checkpoint's config; a checkpoint that cannot classify `modality` data is refused with the aliases that
+    can, before any weights or processor load."""
     try:
-        config = AutoConfig.from_pretrained(spec.checkpoint)
+        config = AutoConfig.from_pretrained(checkpoint)
     except (OSError, ValueError) as err:
-        raise hub_error(spec.checkpoint, err) from None
-    if type(config) not in AUTO_CLASSES[modality]._model_mapping:
+        raise hub_error(checkpoint, err) from None
+    if not supports(modality, config):
+        article = "an" if modality[0] in "aeiou" else "a"
         raise UserError(
-            f"model {spec.checkpoint!r} ({config.model_type}) cannot classify {modality} data: "
-            f"pick a {modality} checkpoint"
+            f"model {checkpoint!r} ({config.model_type}) cannot classify {modality} data: "
+            f"pick {article} {modality} checkpoint ({', '.join(aliases_for(modality))})"
         )
     return config
 
@@ -113,7 +129,7 @@ def build_model(
             **lstm_inputs,
         )
         return LSTMForSequenceClassification(config)
-    config = _pretrained_config(spec, modality)
+    config = pretrained_config(spec.checkpoint, modality)
     positions = whisper_positions(config, max_duration_s, spec.checkpoint)
     try:
         # The classification head is new (or resized): its size follows this dataset's labels.
@@ -157,7 +173,7 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:
     from transformers import AutoFeatureExtractor, AutoProcessor
 
     path = Path(path)
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_NAME).is_file():
         raise UserError(f"{path} is not a saved model folder (no config.json): point at weights/<dataset>/<model>")
     config = AutoConfig.from_pretrained(path)
     # The LSTM is registered as a sequence classifier whatever data it reads.
@@ -168,7 +184,7 @@ def load_model(path: str | Path) -> tuple[PreTrainedModel, Any]:
     try:
         processor = AutoProcessor.from_pretrained(path)
     except (OSError, ValueError, TypeError):  # TypeError: wav2vec2/HuBERT's Processor also wants a tokenizer
-        if (path / "preprocessor_config.json").is_file():
+        if (path / FEATURE_EXTRACTOR_NAME).is_file():
             processor = AutoFeatureExtractor.from_pretrained(path)
         else:
             logger.info("%s has no saved processor: its inputs are built from the config's front-end", path)

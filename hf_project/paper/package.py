@@ -22,7 +22,7 @@ INCLUDE = ("README.md", "requirements.txt", "Makefile", "pyproject.toml", "hf_pr
            "notebooks", "tests", "benchmarks", "paper", "weights")
 REQUIRED = ("README.md", "requirements.txt", "scripts", "paper/paper.pdf")
 EXCLUDED_DIRS = {"runs", ".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints",
-                 "checkpoints", "dist"}
+                 runs.CHECKPOINTS_DIR, "dist"}
 DATA_PATTERNS = ("*.csv", "*.tsv", "*.parquet", "*.arrow", "*.jsonl", "*.feather", "*.npy", "*.npz", "*.pkl",
                  "*.wav", "*.flac", "*.mp3", "*.ogg", "*.db", "*.sqlite", "*.zip", "*.tar", "*.tar.gz", "*.h5")
 # LaTeX by-products and editor droppings carry nothing a reader needs.
@@ -71,16 +71,10 @@ def package_submission(args: PackageArguments) -> tuple[Path, str]:
         raise UserError(f"cannot package {root}: missing {', '.join(missing)}{hint}")
     files = submission_files(root)
     output = Path(args.output) if Path(args.output).is_absolute() else root / args.output
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    try:
+    with runs.atomic_path(output, suffix=".zip") as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             for rel in files:
                 zf.write(root / rel, rel.as_posix())
-        tmp.replace(output)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return output, size_summary(output)
 
 

@@ -1,0 +1,514 @@
+"""The report model: what the complete runs of a comparison say, read once from their run-directory files.
+
+compare (tables), the paper and the video are renderers of what is built here; none of them opens a run file,
+groups runs or picks a winner on its own. Runs that differ only by seed form one Group, summarised as one row of
+numbers (means and stds over its seeds); a Report is the groups of one data set, their rows, the verdict (the
+winner on the test value of the selection metric) and the hyperparameter searches beside them.
+
+Only run files are read (ARCHITECTURE.md's run-directory contract): never the alias table, the models or training,
+so a report describes the runs that were made, whatever the code that made them has become since.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import yaml
+from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME
+
+from hf_project import runs
+from hf_project.config import DEFAULT_SEED, config_from_dict
+from hf_project.errors import UserError
+from hf_project.metrics import greater_is_better
+
+# Settings that do not change what a run computes, or that define the group itself.
+NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag"}
+# Short titles of hf_project.metrics.METRIC_NAMES (and the loss) in tables, the paper and the video.
+METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "loss": "loss"}
+# The metrics every table shows beside the selection metric: a deliberate subset of METRIC_NAMES, so a table fits.
+TABLE_METRICS = ("accuracy", "macro_f1")
+
+# The hyperparameter rows of every report (paper table, video slide): name -> value from (config, from scratch).
+# The LSTM has its own learning rate and epochs when they are set.
+HYPERPARAMETERS: tuple[tuple[str, Callable[[dict[str, Any], bool], Any]], ...] = (
+    ("learning rate", lambda c, s: c.get("lstm_learning_rate") if s and c.get("lstm_learning_rate") else
+     c.get("learning_rate")),
+    ("epochs (max)", lambda c, s: c.get("lstm_num_train_epochs") if s and c.get("lstm_num_train_epochs") else
+     c.get("num_train_epochs")),
+    ("batch size", lambda c, s: c.get("per_device_train_batch_size")),
+    ("weight decay", lambda c, s: c.get("weight_decay")),
+    ("warm-up ratio", lambda c, s: c.get("warmup_ratio")),
+    ("early stopping", lambda c, s: c.get("early_stopping_patience")),
+    ("class weights", lambda c, s: "yes" if c.get("class_weights") else "no"),
+)
+
+
+def _read_json(path: Path, missing: Any = None) -> Any:
+    if missing is not None and not path.is_file():
+        return missing
+    return json.loads(path.read_text())
+
+
+# ---- one run ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """One run directory: its metrics, manifest and config, and readers of its other files."""
+
+    path: Path
+    metrics: dict[str, Any]
+    manifest: dict[str, Any]
+    config: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        path = Path(path)
+        return cls(path, _read_json(path / runs.METRICS_FILE), _read_json(path / runs.MANIFEST_FILE),
+                   runs.read_config(path))
+
+    @property
+    def group_key(self) -> tuple[str, str, str, str]:
+        # Through the dataclasses, a setting added after a run was made takes its default, as it did then.
+        try:
+            full = config_from_dict(self.config).to_dict()
+        except (UserError, TypeError):
+            full = self.config
+        settings = {k: v for k, v in full.items() if k not in NOT_GROUPING}
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return self.metrics["dataset"], self.metrics["model"], self.config.get("tag") or "", digest
+
+    @property
+    def from_scratch(self) -> bool:
+        return bool(self.manifest["model"]["from_scratch"])
+
+    @property
+    def split_seed(self) -> int:
+        return self.config.get("split_seed", DEFAULT_SEED)
+
+    def settings(self) -> dict[str, Any]:
+        """The run's config with today's defaults for settings added since (as group_key sees it)."""
+        try:
+            return {**config_from_dict(self.config).to_dict(), **self.config}
+        except (UserError, TypeError):
+            return dict(self.config)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The HYPERPARAMETERS rows for this run, by name."""
+        return {name: get(self.config, self.from_scratch) for name, get in HYPERPARAMETERS}
+
+    def log_history(self) -> list[dict[str, Any]]:
+        return _read_json(self.path / runs.LOG_HISTORY_FILE)
+
+    def split(self) -> dict[str, Any]:
+        return _read_json(self.path / runs.SPLIT_FILE)
+
+    def class_counts(self) -> list[dict[str, Any]]:
+        """class_balance.csv: one row per class, its label and its number of examples in each split."""
+        with open(self.path / runs.CLASS_BALANCE_FILE, newline="") as f:
+            return [{k: v if k == "label" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+    def confusion_matrix(self) -> tuple[list[str], list[list[int]]]:
+        """(labels, matrix) of the test set: rows are true labels, columns predicted ones."""
+        data = _read_json(self.path / runs.CONFUSION_FILE)
+        return data["labels"], data["matrix"]
+
+    def predictions(self, limit: int | None = None) -> list[dict[str, str]]:
+        """The first `limit` rows (all by default) of predictions_test.csv."""
+        with open(self.path / runs.PREDICTIONS_FILE, newline="") as f:
+            rows = csv.DictReader(f)
+            return list(rows) if limit is None else [r for _, r in zip(range(limit), rows, strict=False)]
+
+    def figure(self, name: str) -> Path:
+        """A figure the run drew at training time (runs.LOSS_FIGURE, ...); it may be missing from older runs."""
+        return self.path / runs.FIGURES_DIR / name
+
+    def model_config(self) -> dict[str, Any]:
+        """The saved model's config.json ({} when there is none)."""
+        return _read_json(self.path / runs.MODEL_DIR / CONFIG_NAME, missing={})
+
+    def preprocessor_config(self) -> dict[str, Any]:
+        """The image processor or feature extractor saved beside a pretrained model ({} otherwise)."""
+        # an image processor saves itself under the same name (IMAGE_PROCESSOR_NAME)
+        return _read_json(self.path / runs.MODEL_DIR / FEATURE_EXTRACTOR_NAME, missing={})
+
+    def frontend(self) -> dict[str, Any]:
+        """The LSTM's own front-end (pixel rows, log-mel frames), as its model config records it; {} otherwise."""
+        return self.model_config().get("frontend") or {}
+
+    @cached_property
+    def modality(self) -> str:
+        """text, image or audio: the data set's, as the manifest records it; for older runs, from the saved model."""
+        recorded = (self.manifest.get("dataset") or {}).get("modality") or self.config.get("modality") or "auto"
+        if recorded != "auto":
+            return recorded
+        config = self.model_config()
+        if config.get("modality") or self.frontend().get("modality"):
+            return config.get("modality") or self.frontend()["modality"]
+        # a pretrained checkpoint saves its image processor or feature extractor beside it (a tokenizer elsewhere)
+        pre = self.preprocessor_config()
+        if pre.get("image_processor_type"):
+            return "image"
+        if pre.get("feature_extractor_type"):
+            return "audio"
+        # text checkpoints also classify with *ForSequenceClassification: only the audio and image tables decide
+        from transformers.models.auto.modeling_auto import (
+            MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES,
+            MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+        )
+
+        model_type = config.get("model_type", "")
+        if model_type in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
+            return "audio"
+        if model_type in MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES:
+            return "image"
+        return "text"
+
+    def input_summary(self) -> str:
+        """The model's input in a few words (paper tables, video slides): '≤32 tokens', '32×32 RGB', ..."""
+        if self.modality == "image":
+            return image_input(self)
+        if self.modality == "audio":
+            return audio_input(self)
+        return f"≤{self.settings().get('max_length')} tokens"
+
+
+def khz(rate: float) -> str:
+    return f"{rate / 1000:g} kHz"
+
+
+def image_input(run: Run) -> str:
+    """What an image becomes for this model, from the processor saved with it: '32×32 RGB', '8×8 grey rows'."""
+    rows = run.frontend()
+    if rows.get("image_size"):
+        return f"{rows['image_size']}×{rows['image_size']} grey rows"
+    pre = run.preprocessor_config()
+    size = (pre.get("crop_size") if pre.get("do_center_crop") else None) or pre.get("size") or {}
+    if "height" in size and "width" in size:
+        dims = f"{size['height']}×{size['width']}"
+    elif "shortest_edge" in size:  # ConvNeXt-style: a square of this side (resized, then centre-cropped)
+        dims = f"{size['shortest_edge']}×{size['shortest_edge']}"
+    else:
+        dims = "own size"
+    mean = pre.get("image_mean")
+    return f"{dims} {'grey' if isinstance(mean, list) and len(mean) == 1 else 'RGB'}"
+
+
+def audio_input(run: Run) -> str:
+    """What a clip becomes for this model: '16 log-mel bands, 8 kHz' (LSTM), 'waveform, 16 kHz' (wav2vec2)."""
+    mel = run.frontend()
+    if mel.get("n_mels"):
+        return f"{mel['n_mels']} log-mel bands, {khz(mel['sampling_rate'])}"
+    pre = run.preprocessor_config()
+    bins = pre.get("num_mel_bins") or (pre.get("feature_size") if (pre.get("feature_size") or 1) > 1 else None)
+    kind = f"{bins} log-mel bins" if bins else "waveform"
+    return f"{kind}, {khz(pre['sampling_rate'])}" if pre.get("sampling_rate") else kind
+
+
+def fmt_params(n: int) -> str:
+    """A parameter count as the paper and the video show it: 2.24M, 15.3k."""
+    return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+# ---- groups of runs --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Group:
+    """Runs that differ only by seed, one run per seed."""
+
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def first(self) -> Run:
+        return self.runs[0]
+
+    @property
+    def label(self) -> str:
+        _, model, tag, _ = self.first.group_key
+        return f"{model} [{tag}]" if tag else model
+
+    def values(self, split: str, metric: str) -> list[float]:
+        return [r.metrics[split][metric] for r in self.runs if r.metrics[split].get(metric) is not None]
+
+    def manifest_values(self, key: str) -> list[float]:
+        return [r.manifest[key] for r in self.runs if r.manifest.get(key) is not None]
+
+    @property
+    def best_run(self) -> Run:
+        """The run whose checkpoint was best on validation: figures never pick a run by its test score."""
+        metric = self.first.metrics["selection_metric"]
+        sign = 1 if greater_is_better(metric) else -1
+        return max(self.runs, key=lambda r: sign * (r.metrics["validation"].get(metric) or 0.0))
+
+    def validation_curves(self) -> list[list[tuple[int, float]]]:
+        """(step, validation loss) points of each run."""
+        return [[(e["step"], e["eval_loss"]) for e in r.log_history() if "eval_loss" in e] for r in self.runs]
+
+
+def _oldest_first(paths: list[Path]) -> list[Path]:
+    return sorted(paths, key=lambda p: (p.name, str(p)))  # as runs.find_runs orders them
+
+
+def select_runs(runs_dir: str | Path = "runs", dataset: str | None = None, models: list[str] | None = None,
+                tag: str | None = None) -> list[Run]:
+    """Complete runs only (a running, failed or killed run never counts), filtered."""
+    selected = []
+    for path in runs.find_runs(runs_dir):
+        run = Run.load(path)
+        if dataset and run.metrics["dataset"] != dataset:
+            continue
+        if models and run.metrics["model"] not in models:
+            continue
+        if tag is not None and (run.config.get("tag") or "") != tag:
+            continue
+        selected.append(run)
+    return selected
+
+
+def runs_under(paths: list[str]) -> list[Run]:
+    """The complete runs of run directories and of folders holding runs at any depth (runs/, runs/<dataset>/<model>),
+    oldest first. A run directory given by name must be complete."""
+    found: dict[Path, Path] = {}
+    for given in paths:
+        path = Path(given)
+        status = runs.read_status(path) if path.is_dir() else None
+        if status is not None:
+            if status != runs.STATUS_COMPLETE:
+                raise UserError(f"run {path} is not complete (status: {status}): finish or resume it, or leave it out")
+            candidates = [path]
+        elif path.is_dir():
+            candidates = [p.parent for p in sorted(path.rglob(runs.STATUS_FILE))
+                          if runs.read_status(p.parent) == runs.STATUS_COMPLETE]
+        else:
+            raise UserError(f"{path} is neither a run directory nor a folder of runs: pass runs/ or a run directory")
+        for run_dir in candidates:
+            if (run_dir / runs.METRICS_FILE).is_file():
+                found.setdefault(run_dir.resolve(), run_dir)
+    return [Run.load(p) for p in _oldest_first(list(found.values()))]
+
+
+def group_runs(selected: list[Run], allow_mixed_splits: bool = False) -> list[Group]:
+    """Groups of runs that differ only by seed; one seed per group counted once (the newest run wins)."""
+    by_dataset: dict[str, set[str]] = {}
+    for run in selected:
+        by_dataset.setdefault(run.metrics["dataset"], set()).add(run.manifest["split_hash"])
+    mixed = {d: h for d, h in by_dataset.items() if len(h) > 1}
+    if mixed and not allow_mixed_splits:
+        dataset, hashes = next(iter(mixed.items()))
+        raise UserError(
+            f"runs on {dataset} use {len(hashes)} different splits ({', '.join(sorted(hashes))}): their numbers are "
+            "not comparable; filter with --model/--tag, or pass --allow_mixed_splits to compare them anyway"
+        )
+    groups: dict[tuple, dict[int, Run]] = {}
+    for run in selected:  # oldest first: a re-run of a seed replaces the earlier one
+        groups.setdefault(run.group_key, {})[run.metrics["seed"]] = run
+    out = [Group(sorted(by_seed.values(), key=lambda r: r.metrics["seed"])) for by_seed in groups.values()]
+    return sorted(out, key=lambda g: (g.first.metrics["dataset"], g.label, g.first.group_key[3]))
+
+
+# ---- the numbers of each group ---------------------------------------------------------------------------------
+
+
+def mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def metric_columns(selection_metric: str) -> list[tuple[str, str]]:
+    """(split, metric) pairs, the selection metric first."""
+    order = [selection_metric] + [m for m in TABLE_METRICS if m != selection_metric]
+    return [("validation", m) for m in order] + [("test", m) for m in order]
+
+
+def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
+    """One row per group, in the groups' order: numbers only (means and stds); formatting is each renderer's job."""
+    rows = []
+    for group in groups:
+        run = group.first
+        selection = run.metrics["selection_metric"]
+        row: dict[str, Any] = {
+            "dataset": run.metrics["dataset"], "model": group.label, "seeds": len(group.runs),
+            "split_hash": run.manifest["split_hash"], "selection_metric": selection,
+            "params_total": run.manifest["parameters"]["total"],
+            "params_trainable": run.manifest["parameters"]["trainable"],
+            "size_mb": run.manifest["model_size_mb"],
+        }
+        for split, metric in metric_columns(selection):
+            row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = mean_std(group.values(split, metric))
+        row["best_epoch_mean"], row["best_epoch_std"] = mean_std(
+            [r.metrics["validation"]["best_epoch"] for r in group.runs if r.metrics["validation"].get("best_epoch")]
+        )
+        for key, name in (("train_runtime_s", "train_time_s"), ("train_samples_per_second", "samples_per_s"),
+                          ("peak_memory_mb", "peak_memory_mb")):
+            row[f"{name}_mean"], row[f"{name}_std"] = mean_std(group.manifest_values(key))
+        rows.append(row)
+    mark_best(rows)
+    return rows
+
+
+def mark_best(rows: list[dict[str, Any]]) -> None:
+    """`best`: the metric columns in which a row has the best mean within its dataset (highest; lowest for a loss).
+    Tied rows are all marked."""
+    for row in rows:
+        row["best"] = []
+    for dataset in {r["dataset"] for r in rows}:
+        subset = [r for r in rows if r["dataset"] == dataset]
+        for split, metric in metric_columns(subset[0]["selection_metric"]):
+            key = f"{split}_{metric}_mean"
+            scored = [r for r in subset if r[key] is not None]
+            if not scored:
+                continue
+            top = (max if greater_is_better(metric) else min)(r[key] for r in scored)
+            for r in scored:
+                if r[key] == top:
+                    r["best"].append(f"{split}_{metric}")
+
+
+@dataclass
+class Verdict:
+    """The winner on the test value of the selection metric, the runner-up and the margin between them."""
+
+    winner: dict[str, Any]
+    runner_up: dict[str, Any] | None
+    metric: str
+    margin: float | None
+
+    @property
+    def lower_is_better(self) -> bool:
+        return not greater_is_better(self.metric)
+
+
+def rank(rows: list[dict[str, Any]]) -> Verdict:
+    """The verdict over the rows of one data set; a single model has no runner-up, a tie a margin of 0."""
+    metric = rows[0]["selection_metric"]
+    key = f"test_{metric}_mean"
+    scored = [r for r in rows if r[key] is not None]
+    ranked = sorted(scored, key=lambda r: r[key], reverse=greater_is_better(metric))
+    runner = ranked[1] if len(ranked) > 1 else None
+    margin = abs(ranked[0][key] - runner[key]) if runner else None
+    return Verdict(ranked[0], runner, metric, margin)
+
+
+# ---- hyperparameter searches -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Study:
+    model: str
+    path: Path
+    settings: dict[str, Any]
+    trials: list[dict[str, str]]
+    best: dict[str, Any] | None
+
+
+def find_studies(runs_dir: str | Path, dataset: str, models: list[str] | None = None) -> list[Study]:
+    """The hyperparameter searches of a data set: runs/<dataset>/<model>/search-*/."""
+    studies = []
+    for path in sorted(Path(runs_dir).glob(f"{dataset}/*/{runs.SEARCH_DIR_PREFIX}*/{runs.SEARCH_FILE}")):
+        folder = path.parent
+        if models and folder.parent.name not in models:
+            continue
+        trials = []
+        if (folder / runs.TRIALS_FILE).is_file():
+            with open(folder / runs.TRIALS_FILE, newline="") as f:
+                trials = list(csv.DictReader(f))
+        best = _read_json(folder / runs.BEST_FILE) if (folder / runs.BEST_FILE).is_file() else None
+        studies.append(Study(folder.parent.name, folder, yaml.safe_load(path.read_text()) or {}, trials, best))
+    return studies
+
+
+# ---- the report ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """The complete runs of one data set, grouped over seeds: what every renderer shows."""
+
+    dataset: str
+    groups: list[Group]
+    studies: list[Study] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(init=False)  # table_rows(groups), in the groups' order
+
+    def __post_init__(self) -> None:
+        self.rows = table_rows(self.groups)
+
+    @property
+    def reference(self) -> Run:
+        """The run whose files speak for all (data set, split, settings shared by every model)."""
+        return self.groups[0].first
+
+    @property
+    def modality(self) -> str:
+        return self.reference.modality
+
+    @property
+    def selection_metric(self) -> str:
+        return self.rows[0]["selection_metric"]
+
+    @cached_property
+    def verdict(self) -> Verdict:
+        return rank(self.rows)
+
+    @property
+    def winner(self) -> Group:
+        """The group of the verdict's winner."""
+        return next(g for g, r in zip(self.groups, self.rows, strict=True) if r is self.verdict.winner)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.metrics["seed"] for g in self.groups for r in g.runs})
+
+    @property
+    def num_runs(self) -> int:
+        return sum(len(g.runs) for g in self.groups)
+
+    @property
+    def sample_inputs_figure(self) -> Path | None:
+        """The sample-inputs figure drawn by the runs at training time (None for runs older than it). Every run of a
+        report has the same split, and the figure's examples depend on the split only, so any run's figure will do."""
+        drawn = (r.figure(runs.SAMPLE_INPUTS_FIGURE) for g in self.groups for r in g.runs)
+        return next((p for p in drawn if p.is_file()), None)
+
+
+def validation_curves(groups: list[Group]) -> dict[str, list[list[tuple[int, float]]]]:
+    """(step, validation loss) points of every run, by group label: the overlay figure of compare and the paper."""
+    curves: dict[str, list[list[tuple[int, float]]]] = {}
+    for group in groups:
+        curves.setdefault(group.label, []).extend(group.validation_curves())
+    return curves
+
+
+def _one_data_set(selected: list[Run], where: str, dataset: str | None) -> Report:
+    if not selected:
+        on = f" on {dataset}" if dataset else ""
+        raise UserError(f"no complete runs{on} under {where}: train some with scripts/finetune.py (or `make demo`) "
+                        "first")
+    datasets = sorted({r.metrics["dataset"] for r in selected})
+    if len(datasets) > 1:
+        raise UserError(f"the runs under {where} cover several data sets ({', '.join(datasets)}): pick one with "
+                        "--dataset")
+    return Report(datasets[0], group_runs(selected))
+
+
+def build_report(runs_dir: str | Path = "runs", dataset: str | None = None, models: list[str] | None = None,
+                 tag: str | None = None) -> Report:
+    """The complete runs of one data set under runs_dir (filtered as compare filters them) and its searches."""
+    report = _one_data_set(select_runs(runs_dir, dataset, models, tag), str(runs_dir), dataset)
+    report.studies = find_studies(runs_dir, report.dataset, models)
+    return report
+
+
+def report_of(paths: list[str], dataset: str | None = None) -> Report:
+    """The report of run directories and folders of runs (runs_under); one data set."""
+    selected = [r for r in runs_under(paths) if dataset is None or r.metrics["dataset"] == dataset]
+    return _one_data_set(selected, ", ".join(paths), dataset)

@@ -1,0 +1,170 @@
+"""What a finished run writes into its run directory (ARCHITECTURE.md's contract): metrics, predictions, the
+classification report and confusion matrix, figures and the manifest, then the copy of the model in weights/."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import Trainer
+from transformers.trainer_utils import PredictionOutput, TrainOutput
+
+from hf_project import plots, runs
+from hf_project.config import ExperimentConfig
+from hf_project.data import PreparedData
+from hf_project.metrics import METRIC_NAMES, classification_report, logits_of
+from hf_project.modalities import get_stage
+from hf_project.models.registry import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+
+def write_run_inputs(run_dir: Path, cfg: ExperimentConfig, data: PreparedData) -> None:
+    runs.write_yaml(run_dir / runs.CONFIG_FILE, cfg.to_dict())
+    runs.write_json(run_dir / runs.SPLIT_FILE, data.split)
+    runs.write_csv(run_dir / runs.CLASS_BALANCE_FILE, data.class_balance)
+
+
+def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
+    """Validation metrics of the restored best checkpoint, read from the evaluation that selected it."""
+    evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    if not evals:  # training ended before its first evaluation (tiny max_steps): evaluate the final model
+        trainer.evaluate()
+        evals = [e for e in trainer.state.log_history if "eval_loss" in e]
+    best_step = trainer.state.best_global_step
+    chosen = next((e for e in evals if e["step"] == best_step), evals[-1])
+    values = {k.removeprefix("eval_"): v for k, v in chosen.items() if k.startswith("eval_")}
+    return {
+        "best_step": chosen["step"],
+        "best_epoch": chosen.get("epoch"),
+        "selected_by": f"validation {metric}",
+        **{k: values[k] for k in ("loss", *METRIC_NAMES) if k in values},
+    }
+
+
+def write_results(
+    run_dir: Path,
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    trainer: Trainer,
+    train_output: TrainOutput,
+    validation: dict[str, Any],
+    test: PredictionOutput,
+    wall_time: float,
+    memory: dict[str, Any],
+    started_at: int = 0,
+) -> dict[str, Any]:
+    """Every result file of the run directory, then a copy of the model in weights/."""
+    probs = torch.softmax(torch.from_numpy(logits_of(test.predictions).astype(np.float32)), -1).numpy()
+    preds = probs.argmax(-1)
+    refs = np.asarray(test.label_ids)
+    report = classification_report(refs.tolist(), preds.tolist(), data.label_names)
+    metrics = {
+        "model": spec.name,
+        "dataset": data.name,
+        "seed": cfg.train.seed,
+        "selection_metric": cfg.train.metric_for_best_model,
+        "validation": validation,
+        "test": {"loss": test.metrics.get("test_loss"),
+                 **{k: report[k] for k in METRIC_NAMES},
+                 "num_examples": int(len(refs))},
+        "epochs_trained": trainer.state.epoch,
+        "global_steps": trainer.state.global_step,
+    }
+    model_dir = run_dir / runs.MODEL_DIR
+    figures = run_dir / runs.FIGURES_DIR
+    trainer.save_model(str(model_dir))
+    runs.write_json(run_dir / runs.LOG_HISTORY_FILE, trainer.state.log_history)
+    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, probs, preds, refs))
+    runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
+    runs.write_json(run_dir / runs.CONFUSION_FILE, {"labels": data.label_names, "matrix": report["confusion_matrix"]})
+    plots.plot_loss(trainer.state.log_history, figures / runs.LOSS_FIGURE, best_step=validation["best_step"],
+                    title=f"{spec.name} on {data.name}")
+    plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names, figures / runs.CONFUSION_FIGURE,
+                                title=f"{spec.name}: test")
+    write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
+    runs.write_json(run_dir / runs.METRICS_FILE, metrics)
+    runs.write_json(run_dir / runs.MANIFEST_FILE,
+                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at))
+    weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
+    runs.copy_dir_atomic(model_dir, weights_dir)
+    # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
+    shutil.rmtree(run_dir / runs.CHECKPOINTS_DIR, ignore_errors=True)  # model/ holds the selected one
+    logger.info("validation %s %.4f (step %s); test accuracy %.4f, macro-F1 %.4f; weights in %s",
+                cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
+                validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
+    return metrics
+
+
+def write_sample_inputs(data: PreparedData, path: Path) -> None:
+    """A few training inputs per class (the same rows for every model of the split), for the paper and the video,
+    which read only run files. A figure that cannot be drawn is not worth the trained model: it is only warned of."""
+    try:
+        train = data.splits["train"]
+        picked = train.select(plots.pick_examples(list(train["label"]), data.modality, data.split["seed"]))
+        values = get_stage(data.modality).display_values(list(picked[data.modality]))
+        examples = [(data.label_names[k], v) for k, v in zip(picked["label"], values, strict=True)]
+        plots.plot_sample_inputs(examples, data.modality, path, num_classes=data.num_labels)
+    except Exception as err:  # noqa: BLE001
+        logger.warning("no sample-inputs figure: %s", err)
+
+
+def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:
+    names = data.label_names
+    source_rows = data.split["test"]["indices"]
+    inputs = get_stage(data.modality).describe_split(data.splits["test"])
+    rows = []
+    for i in range(len(refs)):
+        row = {"row": i, "source_row": source_rows[i], "input": inputs[i], "label": names[refs[i]],
+               "predicted": names[preds[i]], "score": float(probs[i, preds[i]]), "correct": bool(refs[i] == preds[i])}
+        row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i], strict=True)})
+        rows.append(row)
+    return rows
+
+
+def manifest(
+    cfg: ExperimentConfig,
+    spec: ModelSpec,
+    data: PreparedData,
+    trainer: Trainer,
+    train_output: TrainOutput,
+    model_dir: Path,
+    wall_time: float,
+    memory: dict[str, Any],
+    started_at: int = 0,
+) -> dict[str, Any]:
+    """manifest.json; `memory` is this model's PeakMemory reading, `started_at` the step training continued from."""
+    model = trainer.model
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    size = sum(f.stat().st_size for f in model_dir.glob("*.safetensors"))
+    return {
+        "command": runs.command_line(),
+        "seed": cfg.train.seed,
+        "full_determinism": cfg.train.full_determinism,
+        "model": {"name": spec.name, "checkpoint": spec.checkpoint, "from_scratch": spec.from_scratch,
+                  "class": type(model).__name__,
+                  "source": dict(zip(("description", "package"), spec.source, strict=True)) if spec.source else None},
+        "versions": runs.package_versions(),
+        "git": runs.git_state(),
+        "device": {**runs.device_info(), "num_processes": trainer.args.world_size,
+                   "distributed_type": str(trainer.args.distributed_state.distributed_type)},
+        "mixed_precision": trainer.accelerator.mixed_precision,
+        "resumed_from": f"checkpoint-{started_at}" if started_at else None,
+        "dataset": {"name": data.name, "modality": data.modality, "fingerprint": data.fingerprint,
+                    "num_labels": data.num_labels,
+                    "sizes": {k: len(v) for k, v in data.splits.items()}},
+        "split_hash": data.split["hash"],
+        "label_names": data.label_names,
+        "parameters": {"total": total, "trainable": trainable},
+        "model_size_mb": round(size / 1e6, 3),
+        "wall_time_s": round(wall_time, 2),
+        "train_runtime_s": train_output.metrics.get("train_runtime"),
+        "train_samples_per_second": train_output.metrics.get("train_samples_per_second"),
+        **memory,
+    }

@@ -1,0 +1,203 @@
+"""What the video says: one narration per slide, drafted from the report's numbers, and the narration file the
+author edits (one `[slide]` section per slide)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hf_project import plots, runs
+from hf_project.errors import UserError
+from hf_project.report import METRIC_TITLES, Report, Run, fmt_params
+from hf_project.video.render import MIN_SLIDE_SECONDS
+
+SAMPLES_NARRATION = {
+    "text": "Here are a few training texts of each class, as the models read them before tokenisation.",
+    "image": "Here are a few training images of each class, as they are stored, before resizing or augmentation.",
+    "audio": "Here are a few training clips of each class, drawn as log-mel spectrograms: time runs from left to "
+             "right, pitch from bottom to top, and brighter means louder.",
+}
+
+
+def _spoken(value: float | None, other: float | None = None) -> str:
+    """A score as a speech synthesiser reads it well: 0.532 -> '0.53'; more digits where `other` would sound equal."""
+    if value is None:
+        return "not available"
+    digits = 2
+    while other is not None and digits < 4 and round(value, digits) == round(other, digits):
+        digits += 1
+    return f"{value:.{digits}f}"
+
+
+def title(report: Report) -> str:
+    models = [g.label for g in report.groups]
+    return (f"Hello. This presentation compares {len(models)} models for {report.modality} classification on the "
+            f"{report.dataset} data set: {', '.join(models)}. Everything shown comes from our training runs.")
+
+
+def data(report: Report) -> str:
+    ref = report.reference
+    sizes = ref.manifest["dataset"]["sizes"]
+    singular, many = plots.INPUT_NOUNS[report.modality]
+    train = sorted(ref.class_counts(), key=lambda c: -c["train"])
+    imbalance = train[0]["train"] / max(1, train[-1]["train"])
+    return (f"The task is to assign each {singular if report.modality != 'audio' else 'audio clip'} one of "
+            f"{len(ref.manifest['label_names'])} classes. The data set has {sum(sizes.values()):,} {many}, split once "
+            f"with seed {ref.split_seed} into {sizes['train']:,} for training, {sizes['validation']:,} for validation "
+            f"and {sizes['test']:,} for testing. " + balance_sentence(train, imbalance, report.selection_metric))
+
+
+def balance_sentence(train: list[dict[str, Any]], imbalance: float, metric: str) -> str:
+    """The class balance in a sentence; near-equal classes are not called imbalanced."""
+    if imbalance < 1.5:
+        return (f"The classes are about equally frequent ({train[-1]['train']:,} to {train[0]['train']:,} training "
+                f"examples each); models are selected by {METRIC_TITLES[metric]}.")
+    return (f"The classes are {'strongly ' if imbalance > 10 else ''}imbalanced: the largest, {train[0]['label']}, "
+            f"has {train[0]['train']:,} training examples, the smallest, {train[-1]['label']}, "
+            f"{train[-1]['train']:,}. This is why we select models by {METRIC_TITLES[metric]}, which weighs every "
+            "class equally.")
+
+
+def samples(report: Report) -> str:
+    return SAMPLES_NARRATION[report.modality]
+
+
+def models(report: Report) -> str:
+    parts = []
+    for g in report.groups:
+        run = g.first
+        params = run.manifest["parameters"]["total"]
+        hyper = run.hyperparameters()
+        kind = "trained from scratch" if run.from_scratch else "fine-tuned from a pretrained checkpoint"
+        parts.append(f"{g.label} has {fmt_params(params).replace('M', ' million').replace('k', ' thousand')} "
+                     f"parameters, reads {spoken_input(run)} and is {kind}, with learning rate "
+                     f"{hyper['learning rate']:g} for up to {hyper['epochs (max)']:g} epochs")
+    batch = report.reference.hyperparameters()["batch size"]
+    return ("; ".join(parts) + f". All use batch size {batch}, AdamW, warm-up and early stopping on validation "
+            f"{METRIC_TITLES[report.selection_metric]}.")
+
+
+def spoken_input(run: Run) -> str:
+    """Run.input_summary as a speech synthesiser reads it well: '32×32 RGB' -> '32 by 32 RGB images'."""
+    text = run.input_summary().replace("×", " by ").replace("≤", "texts of up to ").replace("kHz", "kilohertz")
+    if run.modality == "image":
+        return text.replace(" grey rows", " grey images, row by row") if "rows" in text else text + " images"
+    if run.modality == "audio":
+        text = text.replace(", ", " at ")
+        return "the " + text if text.startswith("waveform") else text
+    return text
+
+
+def notebook(report: Report) -> str:
+    many = plots.INPUT_NOUNS[report.modality][1]
+    return (f"The notebook notebooks/inference.ipynb loads the saved weights of each model, predicts the test {many} "
+            "again and checks that its probabilities equal those of the evaluation. A few of its test predictions are "
+            "on screen.")
+
+
+def training(report: Report) -> str:
+    parts = []
+    for g in report.groups:
+        run = g.best_run
+        val = run.metrics["validation"]
+        trained, best_epoch = run.metrics.get("epochs_trained") or 0, val.get("best_epoch") or 0
+        stopped = trained - best_epoch > 0.5
+        speed = run.manifest.get("train_samples_per_second")
+        parts.append(f"{g.label} reached its best validation score at epoch {best_epoch:.1f} of {trained:.1f}"
+                     + (", and early stopping ended it after that" if stopped else ", still improving at the end")
+                     + (f"; it trained at {speed:.0f} examples per second" if speed else ""))
+    return ("The curves show training and validation loss. " + ". ".join(parts) + ". The checkpoint with the best "
+            "validation score is the one kept and tested.")
+
+
+def results(report: Report) -> str:
+    v = report.verdict
+    w, runner = v.winner, v.runner_up
+    key = f"test_{v.metric}_mean"
+    seeds = report.seeds
+    return (f"The model chosen on validation was tested once. {w['model']} has the best test "
+            f"{METRIC_TITLES[v.metric]}, {_spoken(w[key], runner[key] if runner else None)}"
+            + (f", ahead of {runner['model']} with {_spoken(runner[key], w[key])}." if runner else ".")
+            + (f" Test accuracy is {_spoken(w.get('test_accuracy_mean'))}." if v.metric != "accuracy" else "")
+            + (f" Each model ran with {len(seeds)} seeds; the table gives mean and standard deviation."
+               if len(seeds) > 1 else " Each model ran once, with seed " + str(seeds[0]) + "."))
+
+
+def confusion(report: Report) -> str:
+    labels, counts = report.winner.best_run.confusion_matrix()
+    matrix = np.asarray(counts)
+    off = matrix.copy()
+    np.fill_diagonal(off, 0)
+    text = f"This is the confusion matrix of {report.winner.label} on the test set. "
+    if off.sum() == 0:
+        return text + "It makes no mistakes on the test set."
+    i, j = np.unravel_index(off.argmax(), off.shape)
+    recall = np.divide(np.diag(matrix), matrix.sum(1), out=np.zeros(len(labels)), where=matrix.sum(1) > 0)
+    worst = int(np.argmin(np.where(matrix.sum(1) > 0, recall, np.inf)))
+    count = int(off[i, j])
+    return text + (f"The most frequent mistake is {labels[i]} taken for {labels[j]}, "
+                   f"{'once' if count == 1 else f'{count} times'}. "
+                   f"The hardest class is {labels[worst]}, with recall {_spoken(float(recall[worst]))}.")
+
+
+def conclusion(report: Report) -> str:
+    v = report.verdict
+    metric = METRIC_TITLES[v.metric]
+    text = f"To conclude: {v.winner['model']} is the best model here on test {metric}"
+    if v.runner_up is not None and v.margin is not None:
+        text += f", by {v.margin:.{2 if v.margin >= 0.01 else 4}f} over {v.runner_up['model']}"
+    seeds = v.winner["seeds"]
+    text += (". With a single seed per model, the size of seed-to-seed noise is unknown, so more seeds would make "
+             "this comparison firmer." if seeds == 1 else f", averaged over {seeds} seeds.")
+    return text + " The weights, the notebook and the paper reproduce every number shown. Thank you."
+
+
+def shorten(text: str, max_words: int | None) -> str:
+    words = text.split()
+    if max_words is None or len(words) <= max_words:
+        return text
+    return " ".join(words[:max_words]).rstrip(",;:") + "."
+
+
+# ---- the narration file ----------------------------------------------------------------------------------------
+
+NARRATION_HEADER = """\
+# Narration of {video}: one [slide] section per slide, spoken by espeak-ng in this order.
+# Edit the text, then render again from this file:
+#     python scripts/make_video.py --script {script}{runs}
+# Lines starting with # are ignored. Keep the [slide] headers; a slide left empty is shown for {min:g} s in silence.
+"""
+
+
+def write_narration(sections: Sequence[tuple[str, str]], path: Path, video: Path, runs_hint: str) -> str:
+    """The (slide key, narration) sections as the editable narration file; returns its text."""
+    text = NARRATION_HEADER.format(video=video.name, script=path, runs=runs_hint, min=MIN_SLIDE_SECONDS)
+    text += "".join(f"\n[{key}]\n{narration}\n" for key, narration in sections)
+    runs.atomic_write_text(path, text)
+    return text
+
+
+def read_narration(path: Path, keys: Sequence[str]) -> dict[str, str]:
+    """The narration of each [slide] section of an edited file; `keys` are the slides there may be, in order."""
+    if not path.is_file():
+        raise UserError(f"narration script {path} not found: draft one by running without --script")
+    sections: dict[str, list[str]] = {}
+    current = None
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.startswith("#"):
+            continue
+        header = re.fullmatch(r"\s*\[([\w-]+)\]\s*", line)
+        if header:
+            current = header.group(1)
+            if current not in keys:
+                raise UserError(f"{path}:{n}: unknown slide [{current}]: the slides are {', '.join(keys)}")
+            sections[current] = []
+        elif line.strip():
+            if current is None:
+                raise UserError(f"{path}:{n}: text before the first [slide] header: start with [{keys[0]}]")
+            sections[current].append(line.strip())
+    return {k: " ".join(v) for k, v in sections.items()}
