@@ -17,6 +17,7 @@ from transformers import HfArgumentParser
 
 from hf_project.errors import UserError
 from hf_project.metrics import METRIC_NAMES
+from hf_project.modalities import MODALITIES
 
 DEFAULT_SEED = 2023
 LSTM = "lstm"  # the from-scratch baseline's alias
@@ -106,8 +107,9 @@ class DataArguments:
             raise UserError(f"--test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise UserError(f"--validation_fraction must be in (0, 1), got {self.validation_fraction}")
-        if self.modality not in ("auto", "text", "image", "audio"):
-            raise UserError(f"--modality must be auto, text, image or audio, got {self.modality!r}")
+        if self.modality not in ("auto", *MODALITIES):
+            raise UserError(f"--modality must be auto, {', '.join(MODALITIES[:-1])} or {MODALITIES[-1]}, got "
+                            f"{self.modality!r}")
         if not 0.0 < self.crop_scale_min <= 1.0:
             raise UserError(f"--crop_scale_min must be in (0, 1], got {self.crop_scale_min}")
         if self.max_duration_s <= 0:
