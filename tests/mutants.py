@@ -12,6 +12,7 @@ record whether they failed (killed) or passed (survived). Prints a table; exits 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +41,7 @@ MUTANTS = (
            "greater_is_better=not greater_is_better(t.metric_for_best_model),",
            (GUARANTEES, "-k", "kept_model")),
     Mutant("test-split-used-for-selection", "hf_project/training.py",
-           'eval_dataset=prepared["validation"],', 'eval_dataset=prepared["test"],',
+           'eval_dataset=inputs.prepared["validation"],', 'eval_dataset=inputs.prepared["test"],',
            (GUARANTEES, "-k", "read_once")),
     Mutant("class-weights-never-reach-the-trainer", "hf_project/training.py",
            "    if cfg.train.class_weights:\n", "    if False:\n",
@@ -56,8 +57,8 @@ MUTANTS = (
            "output = trainer.train()",
            ("tests/test_resume.py", "-k", "never_repeats")),
     Mutant("evaluation-rows-left-in-length-order", "hf_project/training.py",
-           "restore = np.argsort(order)  # row order[k] was predicted k-th",
-           "restore = np.arange(len(order))",
+           "restore = np.argsort(self.order)  # row order[k] was predicted k-th",
+           "restore = np.arange(len(self.order))",
            ("tests/test_speed.py", "-k", "evaluation_runs_longest_first")),
     Mutant("inference-rows-left-in-length-order", "hf_project/inference.py",
            "return probs if order is None else probs[np.argsort(order)]", "return probs",
@@ -69,9 +70,9 @@ MUTANTS = (
     Mutant("no-stratify-ignored", "hf_project/data/__init__.py",
            "train_values if args.stratify else None,", "train_values,",
            (GUARANTEES, "-k", "no_stratify")),
-    Mutant("compare-marks-every-row", "hf_project/compare.py", "if r[key] == top:", "if True:",
+    Mutant("compare-marks-every-row", "hf_project/report.py", "if r[key] == top:", "if True:",
            (GUARANTEES, "-k", "compare_marks")),
-    Mutant("compare-best-is-highest-loss", "hf_project/compare.py",
+    Mutant("compare-best-is-highest-loss", "hf_project/report.py",
            "top = (max if greater_is_better(metric) else min)(r[key] for r in scored)",
            "top = max(r[key] for r in scored)",
            (GUARANTEES, "-k", "compare_marks")),
@@ -82,7 +83,7 @@ MUTANTS = (
            "values = _normalise_rows(counts) if normalize else counts", "values = counts",
            (GUARANTEES, "-k", "confusion_matrix_plot")),
     Mutant("validation-curves-first-seed-only", "hf_project/plots.py",
-           "for i, points in enumerate(runs):", "for i, points in enumerate(runs[:1]):",
+           "for i, points in enumerate(seeds):", "for i, points in enumerate(seeds[:1]):",
            (GUARANTEES, "-k", "comparison_plots")),
     Mutant("metric-bars-first-seed-only", "hf_project/plots.py",
            "means = [float(np.mean(s)) for s in series]", "means = [float(s[0]) for s in series]",
@@ -112,8 +113,10 @@ def run(mutant: Mutant, python: str) -> tuple[bool, float, str]:
                 shutil.copy2(source, copy / name)
         mutate(copy, mutant)
         started = time.perf_counter()
+        # PYTHONPATH: scripts and notebook kernels started by the tests import the mutated copy, not the package
+        # installed (editable) in the venv
         proc = subprocess.run([python, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *mutant.tests],
-                              cwd=copy, capture_output=True, text=True)
+                              cwd=copy, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(copy)})
         lines = [line for line in proc.stdout.splitlines() if line.strip()]
         last = lines[-1] if lines else proc.stderr.strip()[-200:]
         if proc.returncode not in (0, 1):  # 5: no tests collected, 2/3/4: usage or internal errors
