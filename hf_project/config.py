@@ -49,6 +49,11 @@ class DataArguments:
         default="auto", metadata={"help": "auto (from the dataset's features) | text | image | audio."}
     )
     text_column: str = field(default="text", metadata={"help": "Column holding the input text."})
+    text_pair_column: str | None = field(
+        default=None,
+        metadata={"help": "Column holding the second text of a sentence pair (NLI, paraphrase, question/answer): "
+                  "the model reads both texts together. Text data only."},
+    )
     image_column: str = field(default="image", metadata={"help": "Column holding the images (image data)."})
     audio_column: str = field(default="audio", metadata={"help": "Column holding the audio (audio data)."})
     label_column: str = field(default="label", metadata={"help": "Column holding the class label."})

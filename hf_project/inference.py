@@ -223,16 +223,17 @@ def _load_hub(model_id: str) -> tuple[Any, Any]:
 # reading inputs (scripts/predict.py)
 
 
-def collect_inputs(paths: Sequence[str | Path], modality: str, text_column: str = "text") -> list[Any]:
-    """The inputs of files and folders, as the modality reads them: texts from table files, or image/audio files
-    from folders and file names."""
+def collect_inputs(paths: Sequence[str | Path], modality: str, text_column: str = "text",
+                   text_pair_column: str | None = None) -> list[Any]:
+    """The inputs of files and folders, as the modality reads them: texts (or sentence pairs, from two columns) from
+    table files, or image/audio files from folders and file names."""
     stage = get_stage(modality)
     items: list[Any] = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             raise UserError(f"input {p} does not exist")
-        items += stage.read_inputs(p, text_column)
+        items += stage.read_inputs(p, (text_column, text_pair_column) if text_pair_column else text_column)
     if not items:
         raise UserError("no inputs to predict on: the input is empty")
     return items
@@ -252,10 +253,10 @@ def prediction_table(predictions: Sequence[Prediction], limit: int = 10, width: 
 
 
 def predict_files(model: str | Path, inputs: Sequence[str | Path], output: str | Path, text_column: str = "text",
-                  batch_size: int = 32) -> list[Prediction]:
+                  batch_size: int = 32, text_pair_column: str | None = None) -> list[Prediction]:
     """Load `model`, predict on `inputs` and write `output` (CSV); what scripts/predict.py runs."""
     predictor = Predictor.load(model)
-    items = collect_inputs(inputs, predictor.modality, text_column)
+    items = collect_inputs(inputs, predictor.modality, text_column, text_pair_column)
     predictions = predictor.predict(items, batch_size=batch_size)
     runs.write_csv(output, [p.row() for p in predictions])
     return predictions
@@ -277,16 +278,19 @@ def run_test_examples(run_dir: str | Path, limit: int | None = None) -> tuple[li
     modality = modality_of_run(run_dir)
     column = "input" if rows and "input" in rows[0] else modality  # early runs named the column after the modality
     values = [r[column] for r in rows]
-    # The file holds inputs that are not files (texts) themselves, and single-file inputs by their path
-    if not get_stage(modality).INPUT_SUFFIXES or all(Path(v).is_file() for v in values):
+    run_config = read_run_config(run_dir)
+    # The file holds inputs that are not files (texts) themselves, and single-file inputs by their path; a pair is
+    # one string there, so pairs come from the rebuilt split
+    if not run_config.get("text_pair_column") and (not get_stage(modality).INPUT_SUFFIXES
+                                                   or all(Path(v).is_file() for v in values)):
         return values, rows
     from hf_project.config import config_from_dict
     from hf_project.data import prepare_data
 
-    cfg = config_from_dict(read_run_config(run_dir))
+    cfg = config_from_dict(run_config)
     data = prepare_data(cfg.data, cfg.data.split_seed)
     test = data.splits["test"].select(range(len(rows)))
-    return list(test[data.modality]), rows
+    return get_stage(data.modality).raw_inputs(test), rows
 
 
 def modality_of_run(run_dir: str | Path) -> str:

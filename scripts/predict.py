@@ -2,6 +2,7 @@
 """Predict with a saved model on texts, images or audio; writes a CSV and prints the first rows.
 
     python scripts/predict.py weights/fortunes/minilm inputs.csv [--text_column body]
+    python scripts/predict.py weights/my_pairs/minilm pairs.csv --text_column premise --text_pair_column hypothesis
     python scripts/predict.py runs/digits/lstm path/to/images/ --output digits_predictions.csv
     python scripts/predict.py runs/tones/lstm/<run> a.wav b.flac
 
@@ -25,6 +26,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", help="a CSV/JSON/JSONL/TXT file of texts, or image/audio files/folders")
     parser.add_argument("--output", default="predictions.csv", help="CSV to write (default: ./predictions.csv)")
     parser.add_argument("--text_column", default="text", help="column of the texts in a CSV/JSON input")
+    parser.add_argument("--text_pair_column", default=None,
+                        help="column of the second texts, for a model trained on sentence pairs")
     parser.add_argument("--batch_size", type=int, default=32, help="inputs per forward pass")
     parser.add_argument("--show", type=int, default=10, help="rows of the printed table")
     return parser.parse_args(argv)
@@ -37,7 +40,8 @@ def main(argv: list[str] | None = None) -> list:
     args = parse(argv)
     if args.batch_size < 1:
         raise UserError(f"--batch_size must be at least 1, got {args.batch_size}")
-    predictions = predict_files(args.model, args.inputs, args.output, args.text_column, args.batch_size)
+    predictions = predict_files(args.model, args.inputs, args.output, args.text_column, args.batch_size,
+                                args.text_pair_column)
     print(prediction_table(predictions, limit=args.show))
     print(f"{len(predictions)} predictions written to {args.output}")
     return predictions

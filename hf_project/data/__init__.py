@@ -17,6 +17,7 @@ from hf_project.data.sources import dataset_name, load_raw
 from hf_project.data.splits import limit_eval, limit_train, make_split
 from hf_project.errors import UserError
 from hf_project.modalities import MODALITIES, get_stage
+from hf_project.modalities import text as text_stage
 from hf_project.modalities.files import undecoded
 
 logger = logging.getLogger(__name__)
@@ -59,11 +60,13 @@ def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
     return "text", args.text_column
 
 
-def _check_columns(raw: DatasetDict, input_column: str, label_column: str, modality: str) -> None:
+def _check_columns(raw: DatasetDict, input_column: str, label_column: str, modality: str,
+                   pair_column: str | None = None) -> None:
+    roles = [(modality, input_column), ("label", label_column)] + ([("text_pair", pair_column)] if pair_column else [])
     for split, ds in raw.items():
         if len(ds) == 0:
             raise UserError(f"the {split} split of the dataset is empty: provide data with at least one row")
-        for role, column in ((modality, input_column), ("label", label_column)):
+        for role, column in roles:
             if column not in ds.column_names:
                 raise UserError(
                     f"{role} column {column!r} not found in the {split} split (columns: {', '.join(ds.column_names)}): "
@@ -80,25 +83,31 @@ def _content(value: Any) -> Any:
     return value
 
 
-def fingerprint(raw: DatasetDict, input_column: str, label_column: str) -> str:
-    """Content hash of the raw inputs and labels, stable across machines (unlike datasets' cache fingerprints)."""
+def fingerprint(raw: DatasetDict, input_column: str, label_column: str, pair_column: str | None = None) -> str:
+    """Content hash of the raw inputs (and the second texts of pairs) and labels, stable across machines (unlike
+    datasets' cache fingerprints)."""
     digest = hashlib.sha256()
     for split in sorted(raw):
         digest.update(split.encode())
-        ds = undecoded(raw[split].select_columns([input_column, label_column]), input_column)
+        columns = [input_column, label_column] + ([pair_column] if pair_column else [])
+        ds = undecoded(raw[split].select_columns(columns), input_column)
         for batch in ds.iter(batch_size=1024):
             inputs = [_content(v) for v in batch[input_column]]
-            digest.update(json.dumps([inputs, batch[label_column]], default=str).encode())
+            content = [inputs, batch[label_column]] + ([batch[pair_column]] if pair_column else [])
+            digest.update(json.dumps(content, default=str).encode())
     return digest.hexdigest()[:16]
 
 
 def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     raw = load_raw(args.dataset, args.dataset_config, args.train_file, args.validation_file, args.test_file)
     modality, input_column = detect_modality(raw, args)
-    _check_columns(raw, input_column, args.label_column, modality)
+    pair_column = args.text_pair_column
+    if pair_column and modality != "text":
+        raise UserError(f"--text_pair_column pairs texts, but this is {modality} data: leave --text_pair_column out")
+    _check_columns(raw, input_column, args.label_column, modality, pair_column)
     for ds in raw.values():
         label_utils.check_label_values(ds[args.label_column], ds.features[args.label_column], args.label_column)
-    fp = fingerprint(raw, input_column, args.label_column)
+    fp = fingerprint(raw, input_column, args.label_column, pair_column)
     train_values = list(raw["train"][args.label_column])
     split = make_split(
         {name: len(ds) for name, ds in raw.items()},
@@ -118,13 +127,16 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         ids = label_utils.encode(list(rows[args.label_column]), source.features[args.label_column], names, part)
         ids_by_split[part] = ids
         inputs = get_stage(modality).split_inputs(rows, input_column, part)
+        if pair_column:
+            inputs = text_stage.with_pairs(inputs, rows, pair_column, part)
         splits[part] = inputs.add_column("label", ids).cast_column("label", ClassLabel(names=names))
     label_utils.check_labels(ids_by_split, names)
     balance = label_utils.class_balance(ids_by_split, names)
     name = dataset_name(args.dataset, args.dataset_config, args.train_file)
     logger.info(
-        "dataset %s (%s): %d classes; train %d, validation %d, test %d; split hash %s",
-        name, modality, len(names), len(splits["train"]), len(splits["validation"]), len(splits["test"]),
+        "dataset %s (%s%s): %d classes; train %d, validation %d, test %d; split hash %s",
+        name, modality, f" pairs, second text from {pair_column!r}" if pair_column else "", len(names),
+        len(splits["train"]), len(splits["validation"]), len(splits["test"]),
         split["hash"],
     )
     return PreparedData(name, DatasetDict(splits), names, split, fp, balance, modality)

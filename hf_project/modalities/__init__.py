@@ -108,6 +108,10 @@ class ModalityStage(Protocol):
         or the file an image/clip came from (a placeholder naming the row when it has none)."""
         ...
 
+    def raw_inputs(self, ds: Dataset) -> list[Any]:
+        """The inputs of a prepared split as Predictor.predict takes them (texts or text pairs, images, clips)."""
+        ...
+
     def display_values(self, values: list[Any]) -> list[Any]:
         """The raw column values of a few examples as plots.draw_input / plot_sample_inputs draw them (texts and
         images as they are, a clip as its mono waveform at plots.SPECTROGRAM_RATE)."""
@@ -128,9 +132,10 @@ class ModalityStage(Protocol):
         `where` when a setting the inputs need is recorded nowhere."""
         ...
 
-    def read_inputs(self, path: Path, column: str) -> list[Any]:
+    def read_inputs(self, path: Path, column: str | tuple[str, str]) -> list[Any]:
         """The inputs one existing file or folder given to scripts/predict.py holds (`column`: the column of a
-        table file that holds them); a UserError saying what this modality reads otherwise."""
+        table file that holds them, or the two columns of sentence pairs); a UserError saying what this modality
+        reads otherwise."""
         ...
 
     def check_inputs(self, inputs: Sequence[Any]) -> None:

@@ -455,6 +455,10 @@ def describe_split(ds: Dataset) -> list[str]:
     return files.describe_split(ds, "audio")
 
 
+def raw_inputs(ds: Dataset) -> list[Any]:
+    return list(ds["audio"])
+
+
 def display_values(values: list[Any]) -> list[np.ndarray]:
     """Mono waveforms at plots.SPECTROGRAM_RATE: every clip drawn at one rate, so the panels' mel axes agree."""
     from hf_project.plots import SPECTROGRAM_RATE

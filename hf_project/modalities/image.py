@@ -290,6 +290,10 @@ def describe_split(ds: Dataset) -> list[str]:
     return files.describe_split(ds, "image")
 
 
+def raw_inputs(ds: Dataset) -> list[Any]:
+    return list(ds["image"])
+
+
 def display_values(values: list[Any]) -> list[Image.Image]:
     """Decoded images as they are; files and stored bytes decoded (open_image)."""
     return [open_image(v) for v in values]

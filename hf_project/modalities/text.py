@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CACHE_VERSION = "1"  # bump when the tokenised layout changes
+TEXT_PAIR = "text_pair"  # the column of a sentence pair's second text (--text_pair_column) in every prepared split
+PAIR_SEPARATOR = " ||| "  # between the two texts of a pair where one string names the input (predictions CSV)
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -58,19 +60,24 @@ def tokenize(
 
     `data_key` must identify the split content (the split hash covers the data fingerprint and indices).
     """
-    key = hashlib.sha256(f"{CACHE_VERSION}|{data_key}|{tokenizer_hash(tokenizer)}|{max_length}".encode())
+    pairs = TEXT_PAIR in splits["train"].column_names
+    # the split hash covers the pair column's content; `pairs` keeps a pair and a single-text layout apart anyway
+    pair_key = "|pairs" if pairs else ""
+    key = hashlib.sha256(f"{CACHE_VERSION}|{data_key}|{tokenizer_hash(tokenizer)}|{max_length}{pair_key}".encode())
     target = Path(cache_dir or default_cache_dir()) / "tokenized" / key.hexdigest()[:24]
     if (target / "dataset_dict.json").is_file():
         logger.info("tokenised data loaded from cache %s", target)
         return load_from_disk(str(target))
 
     def encode(batch: dict) -> dict:
-        enc = tokenizer(batch["text"], truncation=True, max_length=max_length)
+        # a pair is truncated longest first (truncation=True), the way run_glue truncates
+        enc = tokenizer(batch["text"], batch[TEXT_PAIR] if pairs else None, truncation=True, max_length=max_length)
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
         return enc
 
     logger.info("tokenising (max_length %d) into cache %s", max_length, target)
-    tokenized = splits.map(encode, batched=True, remove_columns=["text"], desc="tokenising")
+    tokenized = splits.map(encode, batched=True, remove_columns=["text", *([TEXT_PAIR] if pairs else [])],
+                           desc="tokenising")
     try:
         with runs.atomic_path(target, suffix="") as tmp:
             tokenized.save_to_disk(str(tmp))
@@ -169,10 +176,25 @@ def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
     return Dataset.from_dict({"text": texts}, features=Features({"text": Value("string")}))
 
 
+def with_pairs(inputs: Dataset, rows: Dataset, column: str, split: str) -> Dataset:
+    """`inputs` (split_inputs' "text" column) with the second texts of `column` as a TEXT_PAIR column."""
+    seconds = list(rows[column])
+    if any(not isinstance(t, str) for t in seconds if t is not None):
+        raise UserError(f"text pair column {column!r} does not hold text: pick a string column with --text_pair_column")
+    n_missing = sum(t is None for t in seconds)
+    if n_missing:
+        logger.warning("%s split: %d rows with no second text are read as empty strings", split, n_missing)
+    return inputs.add_column(TEXT_PAIR, ["" if t is None else t for t in seconds])
+
+
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
-    """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only."""
+    """The checkpoint's tokenizer, or for the LSTM a new vocabulary learnt from the training split only (both texts
+    of pairs, which it reads joined by a [SEP] token)."""
     if spec.from_scratch:
-        tokenizer = train_lstm_tokenizer(list(data.splits["train"]["text"]), vocab_size=cfg.model.lstm_vocab_size)
+        train = data.splits["train"]
+        pairs = list(train[TEXT_PAIR]) if TEXT_PAIR in train.column_names else None
+        texts = list(train["text"]) + (pairs or [])
+        tokenizer = train_lstm_tokenizer(texts, vocab_size=cfg.model.lstm_vocab_size, pairs=pairs is not None)
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(spec.checkpoint)
@@ -196,6 +218,13 @@ def lstm_inputs(tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> di
 
 
 def describe_split(ds: Dataset) -> list[str]:
+    return [describe_input(x) for x in raw_inputs(ds)]
+
+
+def raw_inputs(ds: Dataset) -> list[Any]:
+    """The texts of a prepared split, or (text, second text) tuples for pairs: what Predictor.predict takes."""
+    if TEXT_PAIR in ds.column_names:
+        return list(zip(ds["text"], ds[TEXT_PAIR], strict=True))
     return list(ds["text"])
 
 
@@ -214,8 +243,10 @@ def saved_processor(model_config: Any, tokenizer: PreTrainedTokenizerBase | None
 
 
 def input_settings(run_config: Mapping[str, Any], model_config: Any, tokenizer: Any, where: str) -> dict[str, Any]:
-    """max_length: the run's, else the limit saved with the model (default_max_length)."""
-    return {"max_length": run_config.get("max_length") or default_max_length(model_config, tokenizer)}
+    """max_length: the run's, else the limit saved with the model (default_max_length); pairs: whether the run
+    trained on sentence pairs (its --text_pair_column), unknown (None) for a bare model folder."""
+    pairs = bool(run_config.get("text_pair_column")) if run_config else None
+    return {"max_length": run_config.get("max_length") or default_max_length(model_config, tokenizer), "pairs": pairs}
 
 
 def default_max_length(model_config: Any, tokenizer: Any) -> int:
@@ -229,13 +260,19 @@ def default_max_length(model_config: Any, tokenizer: Any) -> int:
     return min(limits)
 
 
-def read_inputs(path: Path, column: str) -> list[str]:
+def read_inputs(path: Path, column: str | tuple[str, str]) -> list[Any]:
+    """The texts of `column`, or for a (text column, pair column) tuple the (text, second text) pairs."""
     if path.is_dir() or path.suffix.lower() not in TABLE_SUFFIXES:
         raise UserError(f"{path} is not a CSV/JSON/JSONL/TXT file: a text model reads texts from such a file")
+    if isinstance(column, tuple):
+        if path.suffix == ".txt":
+            raise UserError(f"{path} is a plain text file: sentence pairs are read from a CSV, JSON or JSON Lines file")
+        first, second = column
+        return list(zip(read_table(path, first), read_table(path, second, "--text_pair_column"), strict=True))
     return read_table(path, column)
 
 
-def read_table(path: Path, column: str) -> list[str]:
+def read_table(path: Path, column: str, flag: str = "--text_column") -> list[str]:
     """The texts of a CSV, JSON (list of objects or {column: [...]}), JSON Lines or plain text file (one per line)."""
     try:
         if path.suffix == ".txt":
@@ -260,19 +297,34 @@ def read_table(path: Path, column: str) -> list[str]:
         raise UserError(f"{path} is empty: no inputs to predict on")
     if column not in columns:
         raise UserError(f"text column {column!r} not found in {path} (columns: {', '.join(map(str, columns))}): "
-                        "pass --text_column")
+                        f"pass {flag}")
     return ["" if r.get(column) is None else str(r[column]) for r in rows]
 
 
+def is_pair(x: Any) -> bool:
+    return isinstance(x, tuple | list) and len(x) == 2 and all(isinstance(t, str) for t in x)
+
+
 def check_inputs(inputs: Sequence[Any]) -> None:
-    bad = next((x for x in inputs if not isinstance(x, str)), None)
+    """Strings, or (text, second text) pairs: all of one kind."""
+    pairs = bool(inputs) and is_pair(inputs[0])
+    bad = next((x for x in inputs if not (is_pair(x) if pairs else isinstance(x, str))), None)
     if bad is not None:
-        raise UserError(f"a text model needs strings, got {type(bad).__name__} ({str(bad)[:60]!r})")
+        wanted = "(text, second text) pairs like the first input" if pairs else "strings"
+        raise UserError(f"a text model needs {wanted}, got {type(bad).__name__} ({str(bad)[:60]!r})")
 
 
 def encode_inputs(texts: Sequence[str], tokenizer: Any, settings: Mapping[str, Any]) -> list[dict[str, list[int]]]:
-    """Texts tokenised together, truncated where training truncated; padded per batch by collate_inputs."""
-    encoded = tokenizer(list(texts), truncation=True, max_length=settings.get("max_length"))
+    """Texts (or pairs) tokenised together, truncated where training truncated; padded per batch by
+    collate_inputs. A model trained on pairs needs pairs, and one trained on single texts single texts."""
+    pairs = bool(texts) and is_pair(texts[0])
+    if settings.get("pairs") is not None and pairs != settings["pairs"]:
+        raise UserError("this model was trained on sentence pairs: give (text, second text) pairs (predict.py: "
+                        "--text_pair_column)" if settings["pairs"] else
+                        "this model was trained on single texts, not pairs: give one text per input")
+    firsts = [x[0] for x in texts] if pairs else list(texts)
+    encoded = tokenizer(firsts, [x[1] for x in texts] if pairs else None, truncation=True,
+                        max_length=settings.get("max_length"))
     return [{k: v[i] for k, v in encoded.items()} for i in range(len(texts))]
 
 
@@ -286,4 +338,4 @@ def collate_inputs(encoded: Sequence[dict[str, list[int]]], tokenizer: Any,
 
 
 def describe_input(value: Any) -> str:
-    return str(value)
+    return PAIR_SEPARATOR.join(value) if is_pair(value) else str(value)

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
@@ -296,7 +296,7 @@ class LSTMForSequenceClassification(PreTrainedModel):
 
 
 def train_lstm_tokenizer(
-    texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2
+    texts: Iterable[str], vocab_size: int = 30000, min_frequency: int = 2, pairs: bool = False
 ) -> PreTrainedTokenizerFast:
     """Word-level tokenizer learnt from `texts` only (pass the training split, never validation/test).
 
@@ -304,6 +304,10 @@ def train_lstm_tokenizer(
     are broken by hash-map order, huggingface/tokenizers#1794), so the same training texts could yield a
     different vocabulary per run; WordLevelTrainer sorts by (count, word). One embedding per word is also the
     classic setup for an LSTM baseline, with out-of-vocabulary words mapped to [UNK].
+
+    With `pairs`, a [SEP] token joins the two texts of a sentence pair into one sequence, which the one LSTM reads
+    (the concatenation baseline of NLI): the recurrence sees where the second text starts and can relate the two,
+    with a single encoder and vocabulary. Single-text vocabularies stay as they were (no [SEP]).
     """
     it = iter(texts)
     first = next(it, None)
@@ -320,14 +324,18 @@ def train_lstm_tokenizer(
     trainer = trainers.WordLevelTrainer(
         vocab_size=vocab_size,
         min_frequency=min_frequency,
-        special_tokens=["[PAD]", "[UNK]"],
+        special_tokens=["[PAD]", "[UNK]", *(["[SEP]"] if pairs else [])],
         show_progress=False,
     )  # special tokens come first, in order: [PAD] = 0 matches LSTMConfig.pad_token_id's default
     tok.train_from_iterator(itertools.chain([first], it), trainer=trainer)
-    if tok.get_vocab_size() <= 2:
+    if tok.get_vocab_size() <= 2 + pairs:
         raise ValueError(f"no word occurs at least min_frequency={min_frequency} times in the training texts")
+    if pairs:
+        tok.post_processor = processors.TemplateProcessing(
+            single="$A", pair="$A [SEP] $B", special_tokens=[("[SEP]", tok.token_to_id("[SEP]"))])
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=512
+        tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", model_max_length=512,
+        **({"sep_token": "[SEP]"} if pairs else {}),
     )
 
 
