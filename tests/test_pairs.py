@@ -109,3 +109,16 @@ def test_bad_pair_input_is_a_one_line_error(pairs_csv, tmp_path):
         prepare_data(parse_args(["--dataset", str(image_folder), "--text_pair_column", "x"]).data, 2023)
     with pytest.raises(UserError, match="needs .*pairs like the first input"):
         text.check_inputs([("a", "b"), "c"])
+
+
+def test_fortune_pairs_is_a_fixed_balanced_pair_task_that_asks_for_its_pair_column():
+    from hf_project.data.builtin import load_fortune_pairs
+
+    a, b = load_fortune_pairs()["train"], load_fortune_pairs()["train"]
+    assert a.column_names == ["text", "text_pair", "label"] and a["text_pair"] == b["text_pair"]  # same pairs
+    same = a["label"].count(0) / len(a)
+    assert 0.45 < same < 0.55
+    assert all(x != y for x, y, k in zip(a["text"][:2000], a["text_pair"][:2000], a["label"][:2000], strict=True)
+               if k == 0)  # a cookie is never paired with itself
+    with pytest.raises(UserError, match="pass --text_pair_column text_pair"):
+        prepare_data(parse_args(["--dataset", "fortune_pairs"]).data, 2023)

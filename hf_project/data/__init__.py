@@ -104,6 +104,9 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
     pair_column = args.text_pair_column
     if pair_column and modality != "text":
         raise UserError(f"--text_pair_column pairs texts, but this is {modality} data: leave --text_pair_column out")
+    if not pair_column and text_stage.TEXT_PAIR in raw["train"].column_names and modality == "text":
+        raise UserError(f"the data has a {text_stage.TEXT_PAIR!r} column, the second texts of sentence pairs: pass "
+                        f"--text_pair_column {text_stage.TEXT_PAIR} to train on the pairs (or drop the column)")
     _check_columns(raw, input_column, args.label_column, modality, pair_column)
     for ds in raw.values():
         label_utils.check_label_values(ds[args.label_column], ds.features[args.label_column], args.label_column)

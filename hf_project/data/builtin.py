@@ -37,7 +37,8 @@ from hf_project.errors import UserError
 logger = logging.getLogger(__name__)
 
 FORTUNE_PACKAGES = ("fortunes", "fortunes-min")
-BUILTIN_DATASETS = ("fortunes", "digits", "fashion_mnist", "spoken_words")
+BUILTIN_DATASETS = ("fortunes", "fortune_pairs", "digits", "fashion_mnist", "spoken_words")
+FORTUNE_PAIRS_SEED = 0  # part of fortune_pairs' definition: the same pairs on every machine
 
 
 def fortune_files(packages: tuple[str, ...] = FORTUNE_PACKAGES) -> list[Path]:
@@ -89,6 +90,38 @@ def load_fortunes() -> DatasetDict:
     features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
     logger.info("builtin fortunes: %d cookies in %d categories", len(texts), len(names))
     return DatasetDict({"train": Dataset.from_dict({"text": texts, "label": labels}, features=features)})
+
+
+def load_fortune_pairs() -> DatasetDict:
+    """A real sentence-pair task from the fortunes: each cookie, in file order, paired with a second cookie drawn
+    with a fixed seed from the same file (label `same`) or from another file (`different`), half and half. Pair
+    columns `text` and `text_pair` (train with --text_pair_column text_pair)."""
+    fortunes = load_fortunes()["train"]
+    names = fortunes.features["label"].names
+    texts, labels = list(fortunes["text"]), list(fortunes["label"])
+    by_label: dict[int, list[int]] = {}
+    for i, k in enumerate(labels):
+        by_label.setdefault(k, []).append(i)
+    rng = np.random.default_rng(FORTUNE_PAIRS_SEED)
+    firsts, seconds, same = [], [], []
+    for i, k in enumerate(labels):
+        wanted_same = bool(rng.random() < 0.5) and len(by_label[k]) > 1
+        if wanted_same:
+            j = i
+            while j == i:
+                j = by_label[k][int(rng.integers(len(by_label[k])))]
+        else:
+            other = [c for c in by_label if c != k][int(rng.integers(len(by_label) - 1))]
+            j = by_label[other][int(rng.integers(len(by_label[other])))]
+        firsts.append(texts[i])
+        seconds.append(texts[j])
+        same.append(0 if wanted_same else 1)
+    features = Features({"text": Value("string"), "text_pair": Value("string"),
+                         "label": ClassLabel(names=["same", "different"])})
+    logger.info("builtin fortune_pairs: %d cookie pairs from %d categories, %d of the same category", len(firsts),
+                len(names), same.count(0))
+    return DatasetDict({"train": Dataset.from_dict({"text": firsts, "text_pair": seconds, "label": same},
+                                                   features=features)})
 
 
 def load_digits() -> DatasetDict:
@@ -368,6 +401,8 @@ def load_spoken_words(words: Sequence[str] | None = None, voices: Sequence[str] 
 def load_builtin(name: str) -> DatasetDict:
     if name == "fortunes":
         return load_fortunes()
+    if name == "fortune_pairs":
+        return load_fortune_pairs()
     if name == "digits":
         return load_digits()
     if name == "fashion_mnist":

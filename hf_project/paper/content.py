@@ -49,6 +49,10 @@ BUILTIN_SOURCES = {
     "fortunes": ("the fortune cookie files of BSD \\texttt{fortune} \\citep{arnold_fortune}, as packaged by Debian "
                  "(\\texttt{fortunes} and \\texttt{fortunes-min}); one example per cookie, labelled with the file "
                  "it comes from", "text"),
+    "fortune_pairs": ("pairs of fortune cookies from BSD \\texttt{fortune} \\citep{arnold_fortune}, as packaged by "
+                      "Debian (\\texttt{fortunes} and \\texttt{fortunes-min}): each cookie paired with a second one "
+                      "drawn with a fixed seed from the same file or from another, half and half, labelled same or "
+                      "different", "text"),
     "digits": ("scikit-learn's \\citep{pedregosa2011sklearn} bundled copy of the UCI optical recognition of "
                "handwritten digits \\citep{alpaydin1998digits}: $8\\times8$ grey-level images of the digits 0--9",
                "image"),
