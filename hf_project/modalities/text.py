@@ -164,27 +164,26 @@ def load_folder(root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
     raise UserError(f"{root}: text data is read from a csv/json/parquet file or a hub dataset, not a folder of files")
 
 
-def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
-    """The texts of `column` as a "text" column of strings; missing texts are read as empty strings."""
+def _texts(rows: Dataset, column: str, split: str, role: str, flag: str) -> list[str]:
+    """The strings of `column`; missing ones are read as empty strings (with a warning), other values refused."""
     texts = list(rows[column])
     if any(not isinstance(t, str) for t in texts if t is not None):
-        raise UserError(f"text column {column!r} does not hold text: pick a string column with --text_column")
+        raise UserError(f"{role} column {column!r} does not hold text: pick a string column with {flag}")
     n_missing = sum(t is None for t in texts)
     if n_missing:
-        logger.warning("%s split: %d rows with no text are read as empty strings", split, n_missing)
-    texts = ["" if t is None else t for t in texts]
+        logger.warning("%s split: %d rows with no %s are read as empty strings", split, n_missing, role)
+    return ["" if t is None else t for t in texts]
+
+
+def split_inputs(rows: Dataset, column: str, split: str) -> Dataset:
+    """The texts of `column` as a "text" column of strings; missing texts are read as empty strings."""
+    texts = _texts(rows, column, split, "text", "--text_column")
     return Dataset.from_dict({"text": texts}, features=Features({"text": Value("string")}))
 
 
 def with_pairs(inputs: Dataset, rows: Dataset, column: str, split: str) -> Dataset:
     """`inputs` (split_inputs' "text" column) with the second texts of `column` as a TEXT_PAIR column."""
-    seconds = list(rows[column])
-    if any(not isinstance(t, str) for t in seconds if t is not None):
-        raise UserError(f"text pair column {column!r} does not hold text: pick a string column with --text_pair_column")
-    n_missing = sum(t is None for t in seconds)
-    if n_missing:
-        logger.warning("%s split: %d rows with no second text are read as empty strings", split, n_missing)
-    return inputs.add_column(TEXT_PAIR, ["" if t is None else t for t in seconds])
+    return inputs.add_column(TEXT_PAIR, _texts(rows, column, split, "text pair", "--text_pair_column"))
 
 
 def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -> PreTrainedTokenizerBase:
