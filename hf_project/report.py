@@ -75,14 +75,17 @@ class Run:
         return cls(path, _read_json(path / runs.METRICS_FILE), _read_json(path / runs.MANIFEST_FILE),
                    runs.read_config(path))
 
-    @property
-    def group_key(self) -> tuple[str, str, str, str]:
+    @cached_property
+    def _full_config(self) -> dict[str, Any]:
         # Through the dataclasses, a setting added after a run was made takes its default, as it did then.
         try:
-            full = config_from_dict(self.config).to_dict()
+            return config_from_dict(self.config).to_dict()
         except (UserError, TypeError):
-            full = self.config
-        settings = {k: v for k, v in full.items() if k not in NOT_GROUPING}
+            return dict(self.config)
+
+    @cached_property
+    def group_key(self) -> tuple[str, str, str, str]:
+        settings = {k: v for k, v in self._full_config.items() if k not in NOT_GROUPING}
         digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:8]
         return self.metrics["dataset"], self.metrics["model"], self.config.get("tag") or "", digest
 
@@ -96,10 +99,7 @@ class Run:
 
     def settings(self) -> dict[str, Any]:
         """The run's config with today's defaults for settings added since (as group_key sees it)."""
-        try:
-            return {**config_from_dict(self.config).to_dict(), **self.config}
-        except (UserError, TypeError):
-            return dict(self.config)
+        return {**self._full_config, **self.config}
 
     def hyperparameters(self) -> dict[str, Any]:
         """The HYPERPARAMETERS rows for this run, by name."""

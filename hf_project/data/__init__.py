@@ -62,7 +62,8 @@ def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
 
 def _check_columns(raw: DatasetDict, input_column: str, label_column: str, modality: str,
                    pair_column: str | None = None) -> None:
-    roles = [(modality, input_column), ("label", label_column)] + ([("text_pair", pair_column)] if pair_column else [])
+    roles = [(modality, input_column), ("label", label_column)]
+    roles += [(text_stage.TEXT_PAIR, pair_column)] if pair_column else []
     for split, ds in raw.items():
         if len(ds) == 0:
             raise UserError(f"the {split} split of the dataset is empty: provide data with at least one row")
