@@ -16,7 +16,7 @@ import yaml
 from transformers import HfArgumentParser
 
 from hf_project.errors import UserError
-from hf_project.metrics import METRIC_NAMES
+from hf_project.metrics import ALL_METRIC_NAMES, DEFAULT_METRIC, TASK_METRICS, TASKS
 from hf_project.modalities import MODALITIES
 
 DEFAULT_SEED = 2023
@@ -56,7 +56,21 @@ class DataArguments:
     )
     image_column: str = field(default="image", metadata={"help": "Column holding the images (image data)."})
     audio_column: str = field(default="audio", metadata={"help": "Column holding the audio (audio data)."})
-    label_column: str = field(default="label", metadata={"help": "Column holding the class label."})
+    label_column: str = field(
+        default="label",
+        metadata={"help": "Column holding the label: a class, a list of labels (multi-label) or a number "
+                  "(regression)."},
+    )
+    task: str = field(
+        default="auto",
+        metadata={"help": "auto | single_label | multi_label | regression. auto reads the label column: lists (or "
+                  "strings split by --label_delimiter) make multi_label, anything else single_label; numeric targets "
+                  "are a regression only when asked for with --task regression."},
+    )
+    label_delimiter: str | None = field(
+        default=None,
+        metadata={"help": "Multi-label data whose label column holds strings like 'a;b': the separator (e.g. ';')."},
+    )
     split_seed: int = field(
         default=DEFAULT_SEED,
         metadata={"help": "Seed of the split; kept fixed when --seed/--seeds vary, so every run shares one split."},
@@ -112,6 +126,10 @@ class DataArguments:
             raise UserError(f"--test_fraction must be in (0, 1), got {self.test_fraction}")
         if not 0.0 < self.validation_fraction < 1.0:
             raise UserError(f"--validation_fraction must be in (0, 1), got {self.validation_fraction}")
+        if self.task not in ("auto", *TASKS):
+            raise UserError(f"--task must be auto, {', '.join(TASKS[:-1])} or {TASKS[-1]}, got {self.task!r}")
+        if self.label_delimiter == "":
+            raise UserError("--label_delimiter is empty: give the separator of the labels, e.g. --label_delimiter ';'")
         if self.modality not in ("auto", *MODALITIES):
             raise UserError(f"--modality must be auto, {', '.join(MODALITIES[:-1])} or {MODALITIES[-1]}, got "
                             f"{self.modality!r}")
@@ -184,14 +202,32 @@ class TrainArguments:
     eval_strategy: str = field(default="epoch", metadata={"help": "Evaluate on validation every 'epoch' or 'steps'."})
     eval_steps: int = field(default=200, metadata={"help": "With eval_strategy=steps: evaluate every N steps."})
     logging_steps: int = field(default=20, metadata={"help": "Log the training loss every N steps."})
-    metric_for_best_model: str = field(
-        default="macro_f1", metadata={"help": "Validation metric that selects the best checkpoint."}
+    metric_for_best_model: str | None = field(
+        default=None,
+        metadata={"help": "Validation metric that selects the best checkpoint (and that early stopping and the search "
+                  "follow). Default: the task's, macro_f1 (single_label), micro_f1 (multi_label) or rmse "
+                  "(regression); loss works for every task."},
     )
     early_stopping_patience: int = field(
         default=2, metadata={"help": "Stop after N evaluations without improvement (0 disables)."}
     )
     class_weights: bool = field(
-        default=False, metadata={"help": "Class-weighted cross-entropy, weights from the training split."}
+        default=False,
+        metadata={"help": "Class-weighted loss, weights from the training split: per class for single_label "
+                  "(cross-entropy), each label's pos_weight (negatives / positives) for multi_label."},
+    )
+    threshold: float = field(
+        default=0.5, metadata={"help": "Multi-label: a label is predicted when its probability reaches this."}
+    )
+    tune_threshold: bool = field(
+        default=False,
+        metadata={"help": "Multi-label: after training, choose the threshold (0.05 to 0.95) that scores best on "
+                  "validation by the selection metric; saved with the model and used on test."},
+    )
+    standardize_targets: bool = field(
+        default=True,
+        metadata={"help": "Regression: train on targets standardised with the training split's mean and standard "
+                  "deviation (saved with the model; predictions and metrics are in the target's units)."},
     )
     runs_dir: str = field(default="runs", metadata={"help": "Root of the run directories."})
     weights_dir: str = field(default="weights", metadata={"help": "Where the best weights of each model go."})
@@ -225,11 +261,13 @@ class TrainArguments:
     def __post_init__(self) -> None:
         if self.eval_strategy not in ("epoch", "steps"):
             raise UserError(f"--eval_strategy must be 'epoch' or 'steps', got {self.eval_strategy!r}")
-        if self.metric_for_best_model not in (*METRIC_NAMES, "loss"):
+        if self.metric_for_best_model not in (None, *ALL_METRIC_NAMES, "loss"):
             raise UserError(
-                f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: "
-                "use macro_f1, accuracy, weighted_f1 or loss"
+                f"--metric_for_best_model {self.metric_for_best_model!r} is unknown: use loss or one of "
+                f"{', '.join(ALL_METRIC_NAMES)}"
             )
+        if not 0.0 < self.threshold < 1.0:
+            raise UserError(f"--threshold must be in (0, 1), got {self.threshold}")
         try:
             _ = self.seed_list
         except ValueError:
@@ -276,6 +314,22 @@ class ExperimentConfig:
             model=dataclasses.replace(self.model, model=name),
             train=dataclasses.replace(self.train, seed=seed, seeds=None),
         )
+
+
+def for_task(cfg: ExperimentConfig, task: str) -> ExperimentConfig:
+    """The configuration with the data's task (auto resolved) and the task's selection metric filled in; settings
+    that do not fit the task are one-line errors."""
+    metric = cfg.train.metric_for_best_model or DEFAULT_METRIC[task]
+    if metric not in (*TASK_METRICS[task], "loss"):
+        raise UserError(f"--metric_for_best_model {metric} is not a {task} metric: use loss or one of "
+                        f"{', '.join(TASK_METRICS[task])}")
+    if task == "regression" and cfg.train.class_weights:
+        raise UserError("--class_weights weights classes, and a regression has none: leave --class_weights out")
+    if task != "multi_label" and cfg.train.tune_threshold:
+        raise UserError(f"--tune_threshold tunes the threshold of multi-label predictions, and this is {task} data: "
+                        "leave it out (or pass --task multi_label)")
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, task=task),
+                               train=dataclasses.replace(cfg.train, metric_for_best_model=metric))
 
 
 def augmentation_defaults(from_scratch: bool) -> dict[str, bool]:

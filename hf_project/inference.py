@@ -30,6 +30,7 @@ from hf_project.errors import UserError
 from hf_project.modalities import MODALITIES, ModalityStage, get_stage
 from hf_project.models import load_model, modality_of
 from hf_project.models.registry import is_hub_id
+from hf_project.tasks import LABEL_SET_SEPARATOR, Regression, Task, task_of_model
 
 logger = logging.getLogger(__name__)
 
@@ -37,14 +38,23 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Prediction:
     input: str
-    label: str
-    score: float
-    probabilities: dict[str, float]
+    label: str  # the class; multi-label: the predicted labels joined by "|" (maybe none); regression: the value
+    score: float | None  # the class's probability (single-label); None for the other tasks
+    probabilities: dict[str, float]  # of each class (softmax) or label (sigmoid); empty for a regression
+    value: float | None = None  # regression: the predicted value, in the target's units
+    # the task's prediction columns, as predictions_test.csv has them (hf_project.tasks)
+    fields: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def labels(self) -> list[str]:
+        """Multi-label: the predicted labels (the class alone for single-label)."""
+        return [x for x in self.label.split(LABEL_SET_SEPARATOR) if x] if self.value is None else []
 
     def row(self) -> dict[str, Any]:
-        """One CSV row in the layout of a run's predictions_test.csv (input, predicted, score, p_<class>...)."""
-        return {"input": self.input, "predicted": self.label, "score": self.score,
-                **{f"p_{name}": p for name, p in self.probabilities.items()}}
+        """One CSV row in the layout of a run's predictions_test.csv: input, then the task's prediction columns
+        (single-label: predicted, score, p_<class>...; multi-label: predicted, p_<label>...; regression:
+        predicted)."""
+        return {"input": self.input, **self.fields}
 
 
 @dataclass(init=False)
@@ -59,6 +69,7 @@ class Predictor:
     label_names: list[str]
     device: torch.device
     stage: ModalityStage = field(repr=False)
+    task: Task  # what the outputs mean: hf_project.tasks, from the model's config
 
     def __init__(self, model: Any, processor: Any, modality: str, source: Path | str, run_dir: Path | None = None,
                  max_length: int | None = None, max_duration_s: float | None = None,
@@ -72,6 +83,7 @@ class Predictor:
             if value is not None:
                 self.settings[key] = value
         self.stage = get_stage(self.modality)
+        self.task = task_of_model(self.model.config)
         id2label = self.model.config.id2label
         self.label_names = [id2label[i] for i in range(len(id2label))]
         # On the GPU when there is one, as the evaluation loop runs
@@ -120,7 +132,8 @@ class Predictor:
 
     @torch.inference_mode()
     def probabilities(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
-        """(N, classes) softmax probabilities, computed in batches; a bar appears past a few batches.
+        """The task's outputs, computed in batches; a bar appears past a few batches: (N, classes) softmax
+        probabilities, (N, labels) sigmoid probabilities for multi-label, (N,) values for a regression.
 
         Inputs the stage can order (texts, tokenised together) are batched longest first, so a batch pads only to
         about its own length; the rows come back in input order."""
@@ -133,19 +146,23 @@ class Predictor:
         for batch in tqdm(list(batches(items, batch_size)), desc="predicting", unit="batch", disable=disable):
             model_inputs = self.stage.collate_inputs(batch, self.processor, self.settings)
             inputs_on_device = {k: v.to(self.device) for k, v in model_inputs.items()}
-            logits = self.model(**inputs_on_device).logits.float()
-            out.append(torch.softmax(logits, -1).cpu().numpy())
-        probs = np.concatenate(out)
-        return probs if order is None else probs[np.argsort(order)]  # row order[k] was predicted k-th
+            out.append(self.task.outputs(self.model(**inputs_on_device).logits.float().cpu().numpy()))
+        outputs = np.concatenate(out)
+        return outputs if order is None else outputs[np.argsort(order)]  # row order[k] was predicted k-th
 
     def predict(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> list[Prediction]:
-        """Label, score and every class probability for each input (texts, image or audio files)."""
-        probs = self.probabilities(inputs, batch_size, progress)
+        """The prediction for each input (texts, image or audio files): the class with its score and every class's
+        probability; the labels above the threshold and every label's probability (multi-label); the value
+        (regression)."""
+        outputs = self.probabilities(inputs, batch_size, progress)
         predictions = []
-        for x, p in zip(inputs, probs, strict=True):
-            k = int(p.argmax())
-            predictions.append(Prediction(self.stage.describe_input(x), self.label_names[k], float(p[k]),
-                                          {name: float(v) for name, v in zip(self.label_names, p, strict=True)}))
+        for x, output in zip(inputs, outputs, strict=True):
+            fields = self.task.predicted(output, self.label_names)
+            probabilities = {k.removeprefix("p_"): v for k, v in fields.items() if k.startswith("p_")}
+            value = float(output) if isinstance(self.task, Regression) else None
+            label = f"{value:.6g}" if value is not None else fields["predicted"]
+            predictions.append(Prediction(self.stage.describe_input(x), label, fields.get("score"), probabilities,
+                                          value, fields))
         return predictions
 
 
@@ -246,7 +263,8 @@ def prediction_table(predictions: Sequence[Prediction], limit: int = 10, width: 
         text = p.input.replace("\n", " ")
         if len(text) > width:  # keep a file's name, a text's start
             text = "..." + text[3 - width:] if Path(text).is_file() else text[: width - 3] + "..."
-        lines.append(f"{text:<{width}}  {p.label:<20} {p.score:>6.3f}")
+        score = "" if p.score is None else f"{p.score:.3f}"
+        lines.append(f"{text:<{width}}  {p.label:<20} {score:>6}")
     if len(predictions) > limit:
         lines.append(f"... and {len(predictions) - limit} more")
     return "\n".join(lines)

@@ -152,6 +152,48 @@ def plot_confusion_matrix(
     _save_atomic(fig, path, dpi=100 if num_classes <= 20 else 120)
 
 
+def plot_per_label_f1(per_label: list[dict[str, Any]], path: str | Path, title: str = "",
+                      max_labels: int = 40) -> None:
+    """Multi-label: the test F1 of each label as horizontal bars, most frequent labels first (the `max_labels` most
+    frequent when there are more), each with its number of test examples."""
+    rows = sorted(per_label, key=lambda r: (-r["support"], r["label"]))[:max_labels]
+    fig = _new_figure(7.5, max(3.0, 0.26 * len(rows) + 1.4))
+    ax = fig.add_subplot()
+    y = np.arange(len(rows))
+    ax.barh(y, [r["f1"] for r in rows], color="C0")
+    ax.set_yticks(y, [f"{r['label']} ({r['support']})" for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("test F1 (support in brackets)")
+    shown = "" if len(rows) == len(per_label) else f" ({len(rows)} most frequent of {len(per_label)} labels)"
+    ax.set_title(f"{title}{shown}")
+    ax.grid(True, axis="x", alpha=0.3)
+    _save_atomic(fig, path)
+
+
+def plot_predicted_vs_true(references: Sequence[float], predictions: Sequence[float], path: str | Path,
+                           title: str = "", quantity: str = "value") -> None:
+    """Regression: predicted against true values, one dot per test example, with the y = x line of perfect
+    predictions."""
+    refs, preds = np.asarray(references, dtype=float), np.asarray(predictions, dtype=float)
+    fig = _new_figure(5.5, 5.5)
+    ax = fig.add_subplot()
+    ax.scatter(refs, preds, s=8, alpha=0.4 if len(refs) > 200 else 0.8, color="C0", edgecolors="none")
+    both = np.concatenate([refs, preds])
+    low, high = float(both.min()), float(both.max())
+    pad = 0.03 * (high - low or 1.0)
+    ax.plot([low - pad, high + pad], [low - pad, high + pad], color="C3", linewidth=1, label="perfect prediction")
+    ax.set_xlim(low - pad, high + pad)
+    ax.set_ylim(low - pad, high + pad)
+    ax.set_aspect("equal")
+    ax.set_xlabel(f"true {quantity}")
+    ax.set_ylabel(f"predicted {quantity}")
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    _save_atomic(fig, path)
+
+
 def plot_validation_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path,
                            title: str = "validation loss") -> None:
     """Validation loss vs step for several models overlaid: one colour per model, one line per seed."""
@@ -187,7 +229,9 @@ def plot_metric_bars(values: dict[str, dict[str, list[float]]], path: str | Path
         ax.bar(x + (j - (len(metrics) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
                label=metric.replace("_", "-"))
     ax.set_xticks(x, list(values), rotation=20, ha="right")
-    ax.set_ylim(0, 1)
+    top = max((v for per_model in values.values() for s in per_model.values() for v in s if np.isfinite(v)),
+              default=1.0)
+    ax.set_ylim(0, 1 if top <= 1 else None)  # scores in [0, 1]; errors in the target's units (RMSE) as they come
     ax.set_ylabel("score")
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from hf_project import runs
 from hf_project.errors import UserError
-from hf_project.metrics import METRIC_NAMES
+from hf_project.metrics import ALL_METRIC_NAMES
 from hf_project.report import Run
 
 if TYPE_CHECKING:
@@ -40,8 +40,8 @@ DEFAULT_TOLERANCE = 0.01
 REPRODUCE_DIR = "_reproduce"
 RUN_FILES = (runs.CONFIG_FILE, runs.SPLIT_FILE, runs.METRICS_FILE, runs.MANIFEST_FILE, runs.LOG_HISTORY_FILE)
 QUANTITIES = (
-    *(("validation", k) for k in ("loss", *METRIC_NAMES, "best_step")),
-    *(("test", k) for k in ("loss", *METRIC_NAMES)),
+    *(("validation", k) for k in ("loss", *ALL_METRIC_NAMES, "best_step")),
+    *(("test", k) for k in ("loss", *ALL_METRIC_NAMES)),
 )
 CURVES = {"loss": "training loss", "eval_loss": "validation loss"}
 # What decides the floating-point results on a device; platform strings and core counts do not.
@@ -194,7 +194,8 @@ def compare_runs(recorded: Run, reproduced: Run, tolerance: float, tolerance_rea
                  warnings: list[str] | None = None) -> Reproduction:
     rows = [Row(f"{split} {key}", recorded.metrics[split].get(key), reproduced.metrics[split].get(key),
                 exact=key == "best_step")
-            for split, key in QUANTITIES]
+            for split, key in QUANTITIES
+            if key in recorded.metrics[split] or key in reproduced.metrics[split]]  # the task's metrics
     curve = curve_difference(recorded.log_history(), reproduced.log_history())
     return Reproduction(recorded.path, reproduced.path, rows, curve, tolerance, tolerance_reason, warnings or [])
 
@@ -254,6 +255,7 @@ def retrain(recorded: Run, out_root: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="hf_project-reproduce-weights-") as weights:
         cfg = config_from_dict({**recorded.config, "runs_dir": str(out_root), "weights_dir": weights, "seeds": None})
         experiment = prepare_experiment(cfg)
+        cfg = experiment.cfg
         check_same_data(experiment.data, json.loads((recorded.path / runs.SPLIT_FILE).read_text()))
         ((name, spec),) = experiment.models
         return run_one(cfg.for_run(name, cfg.train.seed), spec, experiment.data).run_dir

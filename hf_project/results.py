@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from transformers import Trainer
 from transformers.trainer_utils import PredictionOutput, TrainOutput
 
 from hf_project import plots, runs
 from hf_project.config import ExperimentConfig
 from hf_project.data import PreparedData
-from hf_project.metrics import METRIC_NAMES, classification_report, logits_of
+from hf_project.data.labels import stratification_keys
+from hf_project.metrics import ALL_METRIC_NAMES, TASK_METRICS
 from hf_project.modalities import get_stage
 from hf_project.models.registry import ModelSpec
+from hf_project.tasks import SingleLabel, Task
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ def best_validation_metrics(trainer: Trainer, metric: str) -> dict[str, Any]:
         "best_step": chosen["step"],
         "best_epoch": chosen.get("epoch"),
         "selected_by": f"validation {metric}",
-        **{k: values[k] for k in ("loss", *METRIC_NAMES) if k in values},
+        **{k: values[k] for k in ("loss", *ALL_METRIC_NAMES) if k in values},
     }
 
 
@@ -60,33 +61,37 @@ def write_results(
     started_at: int = 0,
 ) -> dict[str, Any]:
     """Every result file of the run directory, then a copy of the model in weights/."""
-    probs = torch.softmax(torch.from_numpy(logits_of(test.predictions).astype(np.float32)), -1).numpy()
-    preds = probs.argmax(-1)
-    refs = np.asarray(test.label_ids)
-    report = classification_report(refs.tolist(), preds.tolist(), data.label_names)
+    task: Task = getattr(trainer, "task", SingleLabel())
+    outputs = task.outputs(test.predictions)  # probabilities, or values in the target's units
+    refs = np.asarray(data.references("test"))
+    report = task.report(refs, outputs, data.label_names)
     metrics = {
         "model": spec.name,
         "dataset": data.name,
+        "task": data.task,
         "seed": cfg.train.seed,
         "selection_metric": cfg.train.metric_for_best_model,
+        **task.record(),
         "validation": validation,
         "test": {"loss": test.metrics.get("test_loss"),
-                 **{k: report[k] for k in METRIC_NAMES},
+                 **{k: report[k] for k in TASK_METRICS[data.task]},
                  "num_examples": int(len(refs))},
         "epochs_trained": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
     }
     model_dir = run_dir / runs.MODEL_DIR
     figures = run_dir / runs.FIGURES_DIR
+    trainer.model.config.update(task.model_settings())  # what inference needs to decide as the test did
     trainer.save_model(str(model_dir))
     runs.write_json(run_dir / runs.LOG_HISTORY_FILE, trainer.state.log_history)
-    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, probs, preds, refs))
+    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, task, outputs, refs))
     runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
-    runs.write_json(run_dir / runs.CONFUSION_FILE, {"labels": data.label_names, "matrix": report["confusion_matrix"]})
+    confusion = task.confusion(report, data.label_names)
+    if confusion is not None:
+        runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
     plots.plot_loss(trainer.state.log_history, figures / runs.LOSS_FIGURE, best_step=validation["best_step"],
                     title=f"{spec.name} on {data.name}")
-    plots.plot_confusion_matrix(report["confusion_matrix"], data.label_names, figures / runs.CONFUSION_FIGURE,
-                                title=f"{spec.name}: test")
+    task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=f"{spec.name}: test")
     write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     runs.write_json(run_dir / runs.MANIFEST_FILE,
@@ -95,9 +100,9 @@ def write_results(
     runs.copy_dir_atomic(model_dir, weights_dir)
     # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
     shutil.rmtree(run_dir / runs.CHECKPOINTS_DIR, ignore_errors=True)  # model/ holds the selected one
-    logger.info("validation %s %.4f (step %s); test accuracy %.4f, macro-F1 %.4f; weights in %s",
+    logger.info("validation %s %.4f (step %s); %s; weights in %s",
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
-                validation["best_step"], report["accuracy"], report["macro_f1"], weights_dir)
+                validation["best_step"], task.summary(report), weights_dir)
     return metrics
 
 
@@ -106,25 +111,38 @@ def write_sample_inputs(data: PreparedData, path: Path) -> None:
     which read only run files. A figure that cannot be drawn is not worth the trained model: it is only warned of."""
     try:
         train = data.splits["train"]
-        picked = train.select(plots.pick_examples(list(train["label"]), data.modality, data.split["seed"]))
-        values = get_stage(data.modality).display_values(list(picked[data.modality]))
-        examples = [(data.label_names[k], v) for k, v in zip(picked["label"], values, strict=True)]
-        plots.plot_sample_inputs(examples, data.modality, path, num_classes=data.num_labels)
+        keys, titles = sample_groups(data)
+        rows = plots.pick_examples(keys, data.modality, data.split["seed"])
+        values = get_stage(data.modality).display_values(list(train.select(rows)[data.modality]))
+        examples = [(titles[keys[i]], v) for i, v in zip(rows, values, strict=True)]
+        plots.plot_sample_inputs(examples, data.modality, path, num_classes=len(titles))
     except Exception as err:  # noqa: BLE001
         logger.warning("no sample-inputs figure: %s", err)
 
 
-def prediction_rows(data: PreparedData, probs: np.ndarray, preds: np.ndarray, refs: np.ndarray) -> list[dict]:
-    names = data.label_names
+def sample_groups(data: PreparedData) -> tuple[list[int], dict[int, str]]:
+    """The group of each training row in the sample-inputs figure, and the groups' titles: the classes; for
+    multi-label data each row's most frequent label; for a regression the quintiles of the target."""
+    labels = data.references("train")
+    if data.task == "multi_label":
+        counts = np.asarray(labels).sum(axis=0)
+        keys = [int(np.argmax(np.where(np.asarray(row) > 0, counts, -1))) for row in labels]
+        return keys, {k: data.label_names[k] for k in sorted(set(keys))}
+    if data.task == "regression":
+        keys = stratification_keys("regression", labels)
+        values = np.asarray(labels)
+        return keys, {k: f"{data.label_names[0]} {values[np.asarray(keys) == k].min():.3g} to "
+                         f"{values[np.asarray(keys) == k].max():.3g}" for k in sorted(set(keys))}
+    return labels, dict(enumerate(data.label_names))
+
+
+def prediction_rows(data: PreparedData, task: Task, outputs: np.ndarray, refs: np.ndarray) -> list[dict]:
+    """predictions_test.csv: each test example's row, source row and input, then the task's columns (truth,
+    prediction, ...)."""
     source_rows = data.split["test"]["indices"]
     inputs = get_stage(data.modality).describe_split(data.splits["test"])
-    rows = []
-    for i in range(len(refs)):
-        row = {"row": i, "source_row": source_rows[i], "input": inputs[i], "label": names[refs[i]],
-               "predicted": names[preds[i]], "score": float(probs[i, preds[i]]), "correct": bool(refs[i] == preds[i])}
-        row.update({f"p_{name}": float(p) for name, p in zip(names, probs[i], strict=True)})
-        rows.append(row)
-    return rows
+    return [{"row": i, "source_row": source_rows[i], "input": inputs[i],
+             **task.row(refs[i], outputs[i], data.label_names)} for i in range(len(refs))]
 
 
 def manifest(

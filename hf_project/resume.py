@@ -88,6 +88,7 @@ def resume_run(target: str, runs_dir: str | Path = "runs") -> dict[str, dict[str
                         f"resume it with accelerate launch --mixed_precision {saved}")
     resolve_mixed_precision(cfg.train)  # fp16 recorded on a GPU machine is refused here before anything loads
     experiment = prepare_experiment(cfg)
+    cfg = experiment.cfg
     ((_, spec),) = experiment.models
     data = experiment.data
     split_file = run_dir / runs.SPLIT_FILE

@@ -253,6 +253,7 @@ def run_search(
     if distributed_state().num_processes > 1:
         raise UserError("the search runs in one process: start it with python scripts/search.py, not accelerate launch")
     experiment = prepare_experiment(cfg)
+    cfg = experiment.cfg  # the task found in the data, and its selection metric
     results = {}
     for name, spec in experiment.models:
         results[spec.name] = search_model(cfg.for_run(name, cfg.train.seed), spec, experiment.data, space, trials,

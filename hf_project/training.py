@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from datasets import DatasetDict
 from torch.utils.data import Sampler, SequentialSampler
 from transformers import EarlyStoppingCallback, PreTrainedModel, Trainer, TrainingArguments, set_seed
@@ -24,19 +23,19 @@ from transformers.trainer_utils import EvalLoopOutput, TrainOutput
 
 from hf_project import runs
 from hf_project.checkpoints import EpochStartRNG, training_finished
-from hf_project.config import ExperimentConfig
-from hf_project.data import PreparedData, prepare_data
-from hf_project.data.labels import class_weights
+from hf_project.config import ExperimentConfig, for_task
+from hf_project.data import SPLITS, PreparedData, prepare_data
 from hf_project.device import distributed_state, on_main_process, resolve_mixed_precision, use_cpu
 from hf_project.errors import UserError
 from hf_project.isolation import run_in_own_process
 from hf_project.memory import PeakMemory
-from hf_project.metrics import compute_metrics, greater_is_better
+from hf_project.metrics import greater_is_better
 from hf_project.modalities import get_stage
 from hf_project.modalities.text import MICRO_BATCHES, MICRO_ORDER, MicroBatchCollator, longest_first
 from hf_project.models import build_model
 from hf_project.models.registry import ModelSpec, check_modality, default_models, resolve
 from hf_project.results import best_validation_metrics, write_results, write_run_inputs
+from hf_project.tasks import SingleLabel, Task, task_for
 
 logger = logging.getLogger(__name__)
 # A full disk, a read-only file system or a folder we may not write to: the user's to fix, not a bug.
@@ -44,14 +43,18 @@ DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPER
 
 
 class ClassificationTrainer(Trainer):
-    """The HF Trainer with optional class-weighted cross-entropy; the loop itself is untouched."""
+    """The HF Trainer with the task's loss (optionally class-weighted); the loop itself is untouched."""
 
-    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, class_weights: torch.Tensor | None = None, task: Task | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.class_weights = class_weights
+        self.task = task or SingleLabel()
         # Our own batch-mean loss for every batch, split or not: some models normalise theirs by num_items_in_batch,
-        # others ignore it, and the Trainer must scale for gradient accumulation alike for all of them.
-        self.own_loss = class_weights is not None or isinstance(self.data_collator, MicroBatchCollator)
+        # others ignore it, and the Trainer must scale for gradient accumulation alike for all of them. The task's
+        # loss for multi-label and regression, whatever loss the model's own head would take.
+        self.own_loss = (class_weights is not None or isinstance(self.data_collator, MicroBatchCollator)
+                         or type(self.task) is not SingleLabel)
         if self.own_loss:
             self.loss_is_scaled_for_ga = False  # a per-batch mean, like the default loss
 
@@ -68,7 +71,7 @@ class ClassificationTrainer(Trainer):
             logits = outputs.logits
         weight = None if self.class_weights is None else self.class_weights.to(logits.device, logits.dtype)
         # The batch mean, as the models' own loss takes it: the gradient of the unsplit batch.
-        loss = F.cross_entropy(logits, labels, weight=weight)
+        loss = self.task.loss(logits, labels, weight)
         return (loss, outputs) if return_outputs else loss
 
     def _get_eval_sampler(self, eval_dataset):
@@ -218,7 +221,8 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
         data = prepare_data(cfg.data, cfg.data.split_seed)
     names, specs = models_for(data.modality, names, specs)
     log_class_balance(data)
-    return Experiment(cfg, data, list(zip(names, specs, strict=True)))
+    # config.yaml records the task found in the data and the selection metric that follows from it
+    return Experiment(for_task(cfg, data.task), data, list(zip(names, specs, strict=True)))
 
 
 def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
@@ -228,6 +232,7 @@ def run_experiment(cfg: ExperimentConfig) -> dict[str, dict[str, Any]]:
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train,
                                                              mixed_precision=resolve_mixed_precision(cfg.train)))
     experiment = prepare_experiment(cfg)
+    cfg = experiment.cfg
     # Each run's config.yaml names only its own model, so re-running it re-creates that one run.
     planned = [(seed, name, spec) for seed in cfg.train.seed_list for name, spec in experiment.models]
     # On a GPU torch's peak counter is reset per model, and several processes already share the runs between them.
@@ -256,11 +261,14 @@ def models_for(modality: str, names: list[str], specs: list[ModelSpec]) -> tuple
 
 
 def log_class_balance(data: PreparedData) -> None:
-    width = max(len(n) for n in data.label_names)
-    lines = [f"{'class':<{width}}  {'train':>7} {'valid':>7} {'test':>7}"]
+    key = "statistic" if data.task == "regression" else "label"
+    width = max(len(str(row[key])) for row in data.class_balance)
+    lines = [f"{'class' if data.task == 'single_label' else key:<{width}}  {'train':>9} {'valid':>9} {'test':>9}"]
     for row in data.class_balance:
-        lines.append(f"{row['label']:<{width}}  {row['train']:>7} {row['validation']:>7} {row['test']:>7}")
-    logger.info("class balance (%s):\n%s", data.name, "\n".join(lines))
+        lines.append(f"{row[key]:<{width}}  " + " ".join(f"{row[split]:>9.4g}" if isinstance(row[split], float)
+                                                         else f"{row[split]:>9}" for split in SPLITS))
+    title = {"single_label": "class balance", "multi_label": "examples per label", "regression": "targets"}[data.task]
+    logger.info("%s (%s):\n%s", title, data.name, "\n".join(lines))
 
 
 def run_one(
@@ -347,7 +355,7 @@ def prepare_inputs(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, o
 def new_model(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, inputs: ModelInputs) -> PreTrainedModel:
     """A freshly initialised classifier for these labels (the LSTM's front-end from the stage's processor)."""
     return build_model(spec, data.label_names, data.modality, inputs.stage.lstm_inputs(inputs.processor, cfg),
-                       cfg.model, max_duration_s=cfg.data.max_duration_s)
+                       cfg.model, max_duration_s=cfg.data.max_duration_s, task=task_for(cfg, data))
 
 
 def train_and_test(
@@ -367,6 +375,8 @@ def train_and_test(
         trainer = build_trainer(cfg, data, inputs, model=model)
         train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
+        if cfg.train.tune_threshold:  # on validation, before test: the threshold is part of the selected model
+            trainer.task = tune_threshold(trainer, inputs.prepared["validation"], data, cfg.train.metric_for_best_model)
         test = trainer.predict(inputs.prepared["test"], metric_key_prefix="test")  # the one and only look at test
         memory = peak.reading()
     if not is_main:
@@ -374,6 +384,16 @@ def train_and_test(
     return write_results(
         run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, started_at
     )
+
+
+def tune_threshold(trainer: ClassificationTrainer, validation: Any, data: PreparedData, metric: str) -> Task:
+    """Multi-label: the selected model's threshold chosen on validation predictions (saved with the model)."""
+    outputs = trainer.task.outputs(trainer.predict(validation, metric_key_prefix="threshold").predictions)
+    task = trainer.task.tune(np.asarray(data.references("validation")), outputs, metric)
+    trainer.model.config.update(task.model_settings())
+    trainer.compute_metrics = task.compute_metrics
+    logger.info("threshold tuned on validation by %s: %g", metric, task.threshold)
+    return task
 
 
 def train(trainer: Trainer, checkpoint: Path | None) -> tuple[TrainOutput, int]:
@@ -402,9 +422,10 @@ def build_trainer(
 ) -> ClassificationTrainer:
     """The one Trainer of the toolkit: trains on train and evaluates on validation, for a run's `model` or a search's
     `model_init` (one per trial)."""
+    task = task_for(cfg, data)
     weights = None
     if cfg.train.class_weights:
-        weights = torch.tensor(class_weights(list(data.splits["train"]["label"]), data.num_labels), dtype=torch.float32)
+        weights = torch.tensor(task.loss_weights(data.references("train"), data.num_labels), dtype=torch.float32)
     callbacks = [EarlyStoppingCallback(cfg.train.early_stopping_patience)] if cfg.train.early_stopping_patience else []
     callbacks.append(EpochStartRNG())  # an exact batch order when resumed in the middle of an epoch
     args, processor = inputs.args, inputs.processor
@@ -423,9 +444,10 @@ def build_trainer(
         eval_dataset=inputs.prepared["validation"],
         processing_class=processor if hasattr(processor, "save_pretrained") else None,
         data_collator=collator,
-        compute_metrics=compute_metrics,
+        compute_metrics=task.compute_metrics,
         callbacks=callbacks,
         class_weights=weights,
+        task=task,
     )
 
 

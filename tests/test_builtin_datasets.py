@@ -1,11 +1,14 @@
 """Builtin fashion_mnist (Debian's IDX files) and spoken_words (espeak-ng): reading, caching, determinism, errors,
-and both through prepare_data. The default suite works on small real subsets; the full sets run with -m slow."""
+and both through prepare_data; debtags and package_sizes (apt's package index): parsing a small index, finding the
+index, and the real one where apt-get update has run. The default suite works on small real subsets; the full sets
+run with -m slow."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
 import json
+import math
 import re
 import shutil
 import struct
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from datasets import List, Value
 from PIL import Image
 
 from hf_project.config import DataArguments
@@ -235,6 +239,155 @@ def test_spoken_words_through_prepare_data(monkeypatch):
     assert data.splits["test"].column_names == ["audio", "label"]  # speaker columns stay out of the model's data
     row = data.splits["train"][0]["audio"]
     assert Path(row["path"]).parent.name == data.label_names[data.splits["train"][0]["label"]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# debtags and package_sizes
+
+# In file order, not name order; freeciv and civ-data share a synopsis (civ-data, first by name, is kept); xgame's
+# Tag and pingus' Description continue on indented lines; the last stanza has no final newline.
+FAKE_INDEX = """\
+Package: pingus
+Installed-Size: 1000
+Description: Lemmings-like puzzle game
+ Guide the penguins
+ .
+ home.
+Tag: game::puzzle, interface::x11, role::program,
+ use::gameplaying
+
+Package: freeciv
+Installed-Size: 10
+Description: Civilization turn-based strategy game
+Tag: game::strategy, interface::x11, role::program, use::gameplaying
+\t
+Package: civ-data
+Installed-Size: 100000
+Description: Civilization turn-based strategy game
+Tag: game::strategy, role::app-data
+
+Package: libfoo1
+Installed-Size: 0
+Description: foo library
+Tag: role::shared-lib, special::not-yet-tagged
+
+Package: foo-doc
+Description: foo documentation
+
+Package: untagged
+Installed-Size: 5
+Description: a thing nobody tagged
+Tag: special::not-yet-tagged
+
+Package: xgame
+Installed-Size: 1
+Description: Space shooter
+Tag: game::arcade, role::program,
+ interface::x11,
+ use::gameplaying"""
+NATIVE_INDEX = "deb.debian.org_debian_dists_bookworm_main_binary-amd64_Packages"
+
+
+def test_parse_deb822_stanzas_and_continuation_lines():
+    stanzas = list(builtin.parse_deb822(FAKE_INDEX))
+    assert [s["Package"] for s in stanzas] == ["pingus", "freeciv", "civ-data", "libfoo1", "foo-doc", "untagged",
+                                              "xgame"]  # a whitespace-only line ends a stanza too
+    assert stanzas[0]["Description"] == "Lemmings-like puzzle game\nGuide the penguins\n.\nhome."
+    assert stanzas[-1]["Tag"] == "game::arcade, role::program,\ninterface::x11,\nuse::gameplaying"
+    assert "Installed-Size" not in stanzas[4]
+
+
+def test_debtags_examples():
+    texts, tags = builtin.debtags_examples(FAKE_INDEX, min_packages=1)
+    assert texts == ["Civilization turn-based strategy game", "foo library", "Lemmings-like puzzle game",
+                     "Space shooter"]  # sorted by package; freeciv's twin text, foo-doc and untagged gone
+    assert tags == [["game::strategy", "role::app-data"],  # civ-data's tags, not freeciv's
+                    ["role::shared-lib"],  # special:: dropped
+                    ["game::puzzle", "interface::x11", "role::program", "use::gameplaying"],
+                    ["game::arcade", "interface::x11", "role::program", "use::gameplaying"]]  # continuation lines
+    # tags on fewer than two packages go, and the packages left with none
+    texts, tags = builtin.debtags_examples(FAKE_INDEX, min_packages=2)
+    assert texts == ["Lemmings-like puzzle game", "Space shooter"]
+    assert tags == [["interface::x11", "role::program", "use::gameplaying"]] * 2
+
+
+def test_package_size_examples():
+    texts, sizes = builtin.package_size_examples(FAKE_INDEX)
+    # libfoo1 (0 KiB) and foo-doc (no size) go; freeciv is civ-data's twin
+    assert texts == ["Civilization turn-based strategy game", "Lemmings-like puzzle game", "a thing nobody tagged",
+                     "Space shooter"]
+    assert sizes == pytest.approx([5.0, 3.0, math.log10(5), 0.0])
+
+
+def test_debtags_need_tag_fields():
+    untagged = re.sub(r"^Tag:.*\n( .*\n?)*", "", FAKE_INDEX + "\n", flags=re.MULTILINE)
+    assert "Tag:" not in untagged and "Space shooter" in untagged
+    with pytest.raises(UserError, match=re.escape('run "apt-get update" (as root)')):
+        builtin.debtags_examples(untagged)
+    assert len(builtin.package_size_examples(untagged)[0]) == 4
+
+
+@pytest.mark.parametrize("files", [(), ("deb.debian.org_debian_dists_bookworm-updates_main_binary-amd64_Packages",
+                                        "deb.debian.org_debian_dists_bookworm_contrib_binary-amd64_Packages")])
+def test_no_package_index_names_apt_get_update(monkeypatch, tmp_path, files):
+    for name in files:
+        (tmp_path / name).write_text(FAKE_INDEX)
+    monkeypatch.setattr(builtin, "APT_LISTS_DIR", tmp_path)
+    for name in ("debtags", "package_sizes"):
+        with pytest.raises(UserError, match=re.escape('run "apt-get update" (as root) to download Debian\'s package')):
+            builtin.load_builtin(name)
+
+
+def test_the_release_index_of_this_architecture_is_read(monkeypatch, tmp_path):
+    monkeypatch.setattr(builtin, "_dpkg_architecture", lambda: "amd64")
+    (tmp_path / NATIVE_INDEX).write_text(FAKE_INDEX)  # plain, as apt leaves it without compression
+    other = "Package: other\nInstalled-Size: 7\nDescription: not this one\nTag: role::program\n" * 50
+    for name in ("deb.debian.org_debian_dists_bookworm-updates_main_binary-amd64_Packages",
+                 "deb.debian.org_debian_dists_bookworm_main_binary-arm64_Packages"):
+        (tmp_path / name).write_text(other)
+    assert builtin.packages_index(tmp_path) == tmp_path / NATIVE_INDEX
+    if not Path(builtin.APT_HELPER).is_file():
+        pytest.skip("apt-helper is not installed")
+    debtags = builtin.load_debtags(tmp_path, min_packages=2)
+    assert list(debtags) == ["train"] and debtags["train"].features == {"text": Value("string"),
+                                                                         "label": List(Value("string"))}
+    texts, tags = builtin.debtags_examples(FAKE_INDEX, min_packages=2)
+    assert debtags["train"].to_dict() == {"text": texts, "label": tags} and len(texts) == 2
+    sizes = builtin.load_package_sizes(tmp_path)
+    assert sizes["train"].features == {"text": Value("string"), "label": Value("float64")}
+    texts, labels = builtin.package_size_examples(FAKE_INDEX)
+    assert sizes["train"].to_dict() == {"text": texts, "label": labels} and len(texts) == 4
+
+
+def _has_real_index() -> bool:
+    try:
+        builtin.packages_index()
+    except UserError:
+        return False
+    return Path(builtin.APT_HELPER).is_file()
+
+
+real_index = pytest.mark.skipif(not _has_real_index(), reason='no apt package index: run "apt-get update"')
+
+
+@real_index
+def test_real_debtags():
+    ds = builtin.load_builtin("debtags")["train"]
+    assert len(ds) > 20_000 and len(set(ds["text"])) == len(ds)
+    counts = Counter(t for row in ds["label"] for t in row)
+    assert 40 <= len(counts) <= 150  # several dozen tags
+    assert all(row for row in ds["label"]) and min(counts.values()) >= builtin.DEBTAGS_MIN_PACKAGES
+    assert not any(t.startswith("special::") for t in counts)
+    assert {"role::program", "interface::commandline", "implemented-in::python"} <= set(counts)
+
+
+@real_index
+def test_real_package_sizes():
+    ds = builtin.load_builtin("package_sizes")["train"]
+    assert len(ds) > 30_000 and len(set(ds["text"])) == len(ds)
+    sizes = np.asarray(ds["label"])
+    assert np.isfinite(sizes).all() and 0 <= sizes.min() and sizes.max() < 8  # log10 KiB: under 100 GB
+    assert 1.5 < np.median(sizes) < 3.5  # a typical package: tens to thousands of KiB
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -347,7 +347,7 @@ def test_tokenizer_rejects_texts_with_no_frequent_word() -> None:
         {"vocab_size": 0},
         {"pad_token_id": 100, "vocab_size": 100},
         {"bidirectional": "yes"},
-        {"problem_type": "regression"},
+        {"problem_type": "ordinal_regression"},
         {"num_labels": 1},
     ],
 )

@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from datasets import ClassLabel, DatasetDict
+import numpy as np
+from datasets import ClassLabel, DatasetDict, Sequence, Value
 
 from hf_project.config import DataArguments
 from hf_project.data import labels as label_utils
 from hf_project.data.sources import dataset_name, load_raw
-from hf_project.data.splits import limit_eval, limit_train, make_split
+from hf_project.data.splits import limit_eval, limit_train, make_split, split_hash
 from hf_project.errors import UserError
 from hf_project.modalities import MODALITIES, get_stage
 from hf_project.modalities import text as text_stage
@@ -28,16 +29,24 @@ SPLITS = ("train", "validation", "test")
 @dataclass
 class PreparedData:
     name: str  # used in runs/<name>/ and weights/<name>/
-    splits: DatasetDict  # train/validation/test with columns "text" and "label" (ClassLabel)
-    label_names: list[str]
+    # train/validation/test, each with the modality's input column and "label": a class id (ClassLabel), 0/1 label
+    # indicators (multi_label) or the target (regression)
+    splits: DatasetDict
+    label_names: list[str]  # classes; multi_label: the labels; regression: [the label column]
     split: dict[str, Any]  # the content of split.json
     fingerprint: str
-    class_balance: list[dict[str, Any]]
+    class_balance: list[dict[str, Any]]  # class_balance.csv (regression: the target's statistics per split)
     modality: str = "text"  # the input column of every split is named after it: text | image | audio
+    task: str = "single_label"  # hf_project.metrics.TASKS
+    target_stats: tuple[float, float] | None = None  # regression: mean and std of the training targets
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    def references(self, part: str) -> list[Any]:
+        """The labels of a split as the task scores them: class ids, indicator rows or targets."""
+        return list(self.splits[part]["label"])
 
 
 def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
@@ -109,38 +118,102 @@ def prepare_data(args: DataArguments, seed: int) -> PreparedData:
         raise UserError(f"the data has a {text_stage.TEXT_PAIR!r} column, the second texts of sentence pairs: pass "
                         f"--text_pair_column {text_stage.TEXT_PAIR} to train on the pairs (or drop the column)")
     _check_columns(raw, input_column, args.label_column, modality, pair_column)
-    for ds in raw.values():
-        label_utils.check_label_values(ds[args.label_column], ds.features[args.label_column], args.label_column)
+    task = _task_of(raw, args)
+    labels = {name: _labels(task, ds, args, name) for name, ds in raw.items()}  # per provided split, parsed
     fp = fingerprint(raw, input_column, args.label_column, pair_column)
-    train_values = list(raw["train"][args.label_column])
-    split = make_split(
-        {name: len(ds) for name, ds in raw.items()},
-        train_values if args.stratify else None,
-        seed,
-        args.test_fraction,
-        args.validation_fraction,
-        fp,
-    )
+    strata = label_utils.stratification_keys(task, labels["train"]) if args.stratify else None
+    split = make_split({name: len(ds) for name, ds in raw.items()}, strata, seed, args.test_fraction,
+                       args.validation_fraction, fp)
+    if task != "single_label":  # what the labels are depends on the task (and the delimiter), not on the data alone
+        split = {**split, "task": task, "label_delimiter": args.label_delimiter}
+        split["hash"] = split_hash(split)
     split = limit_train(split, args.max_train_samples)
     split = limit_eval(split, args.max_eval_samples, seed)
-    names = label_utils.label_names_from(raw["train"].features[args.label_column], train_values)
-    splits, ids_by_split = {}, {}
+    names = _names(task, raw, labels, args)
+    splits, encoded = {}, {}
     for part in SPLITS:
-        source = raw[split[part]["source"]]
-        rows = source.select(split[part]["indices"])
-        ids = label_utils.encode(list(rows[args.label_column]), source.features[args.label_column], names, part)
-        ids_by_split[part] = ids
+        source = split[part]["source"]
+        rows = raw[source].select(split[part]["indices"])
+        values = [labels[source][i] for i in split[part]["indices"]]
+        encoded[part] = _encode(task, values, raw[source].features[args.label_column], names, part)
         inputs = get_stage(modality).split_inputs(rows, input_column, part)
         if pair_column:
             inputs = text_stage.with_pairs(inputs, rows, pair_column, part)
-        splits[part] = inputs.add_column("label", ids).cast_column("label", ClassLabel(names=names))
-    label_utils.check_labels(ids_by_split, names)
-    balance = label_utils.class_balance(ids_by_split, names)
+        splits[part] = inputs.add_column("label", encoded[part]).cast_column("label", _label_feature(task, names))
+    balance, stats = _balance(task, encoded, names, args.label_column)
     name = dataset_name(args.dataset, args.dataset_config, args.train_file)
+    what = {"single_label": f"{len(names)} classes", "multi_label": f"{len(names)} labels (multi-label)",
+            "regression": f"regression of {args.label_column!r}"}[task]
     logger.info(
-        "dataset %s (%s%s): %d classes; train %d, validation %d, test %d; split hash %s",
-        name, modality, f" pairs, second text from {pair_column!r}" if pair_column else "", len(names),
+        "dataset %s (%s%s): %s; train %d, validation %d, test %d; split hash %s",
+        name, modality, f" pairs, second text from {pair_column!r}" if pair_column else "", what,
         len(splits["train"]), len(splits["validation"]), len(splits["test"]),
         split["hash"],
     )
-    return PreparedData(name, DatasetDict(splits), names, split, fp, balance, modality)
+    return PreparedData(name, DatasetDict(splits), names, split, fp, balance, modality, task, stats)
+
+
+def _task_of(raw: DatasetDict, args: DataArguments) -> str:
+    """The task: --task, or with auto what the label column holds (label_utils.detect_task)."""
+    column = args.label_column
+    if args.task != "auto":
+        if args.task == "single_label":
+            for ds in raw.values():
+                if label_utils.listed_value(ds[column], ds.features[column]) is not None:
+                    raise UserError(f"--task single_label, but label column {column!r} holds lists: pass --task "
+                                    "multi_label (or --task auto)")
+        return args.task
+    train = raw["train"]
+    task = label_utils.detect_task(train[column], train.features[column], column, args.label_delimiter)
+    if task == "single_label":
+        for ds in raw.values():
+            label_utils.check_label_values(ds[column], ds.features[column], column)
+    return task
+
+
+def _labels(task: str, ds: Any, args: DataArguments, split: str) -> list[Any]:
+    """A provided split's labels, parsed for the task: raw values, label sets or float targets."""
+    values = list(ds[args.label_column])
+    if task == "multi_label":
+        return label_utils.label_sets(values, ds.features[args.label_column], args.label_delimiter, split)
+    if task == "regression":
+        return label_utils.targets(values, args.label_column, split)
+    return values
+
+
+def _names(task: str, raw: DatasetDict, labels: dict[str, list[Any]], args: DataArguments) -> list[str]:
+    if task == "multi_label":
+        return label_utils.multi_label_names(labels["train"])
+    if task == "regression":
+        return [args.label_column]
+    return label_utils.label_names_from(raw["train"].features[args.label_column], labels["train"])
+
+
+def _encode(task: str, values: list[Any], feature: Any, names: list[str], part: str) -> list[Any]:
+    if task == "multi_label":
+        return label_utils.encode_sets(values, names, part)
+    if task == "regression":
+        return values
+    return label_utils.encode(values, feature, names, part)
+
+
+def _label_feature(task: str, names: list[str]) -> Any:
+    if task == "multi_label":
+        return Sequence(Value("float32"), length=len(names))
+    if task == "regression":
+        return Value("float64")
+    return ClassLabel(names=names)
+
+
+def _balance(task: str, encoded: dict[str, list[Any]], names: list[str],
+             column: str) -> tuple[list[dict[str, Any]], tuple[float, float] | None]:
+    """class_balance.csv's rows, after the task's checks; for a regression also the training targets' mean and
+    standard deviation."""
+    if task == "multi_label":
+        return label_utils.multi_label_balance(encoded, names), None
+    if task == "regression":
+        label_utils.check_targets(encoded["train"], column)
+        train = np.asarray(encoded["train"], dtype=np.float64)
+        return label_utils.target_statistics(encoded), (float(train.mean()), float(train.std()))
+    label_utils.check_labels(encoded, names)
+    return label_utils.class_balance(encoded, names), None

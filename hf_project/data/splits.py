@@ -1,7 +1,8 @@
 """The one split rule: a provided split is used as is; otherwise shuffle with the seed and hold out the tail.
 
     test:        provided test split, else the last `test_fraction` of a seeded permutation of train
-    validation:  provided validation split, else `validation_fraction` of the rest, carved per class
+    validation:  provided validation split, else `validation_fraction` of the rest, carved per class (multi-label:
+                 iterative stratification over the labels; regression: per quintile of the target)
     train:       what remains, in seeded order
 The row indices (into the provided split they come from) and their hash are saved with every run; two
 runs with the same data and settings get the same hash whatever the model.
@@ -22,6 +23,9 @@ def _carve(pool: np.ndarray, labels: Sequence[Any] | None, fraction: float, seed
     if labels is None:
         n_carve = int(round(len(pool) * fraction))
         return pool[: len(pool) - n_carve].tolist(), pool[len(pool) - n_carve :].tolist()
+    if any(isinstance(labels[i], tuple) for i in pool[:1]):  # label sets
+        carved = _iterative_carve(pool, labels, fraction, seed)
+        return [int(i) for i in pool if i not in carved], [int(i) for i in pool if i in carved]
     rng = np.random.default_rng(seed)
     by_class: dict[str, list[int]] = {}
     for idx in pool:
@@ -33,6 +37,45 @@ def _carve(pool: np.ndarray, labels: Sequence[Any] | None, fraction: float, seed
         carved.update(members[: int(round(len(members) * fraction))].tolist())
     # Keep the seeded pool order in both parts so the split does not depend on class order.
     return [int(i) for i in pool if i not in carved], [int(i) for i in pool if i in carved]
+
+
+def _iterative_carve(pool: np.ndarray, label_sets: Sequence[tuple], fraction: float, seed: int) -> set[int]:
+    """The rows carved for validation by iterative stratification (Sechidis, Tsoumakas and Vlahavas, ECML 2011):
+    the rarest label first, each of its rows goes to the part that still wants most of that label (ties: the part
+    that wants most rows, then a seeded coin), so every label is split as near `fraction` as its count allows."""
+    rng = np.random.default_rng(seed)
+    rows = [int(i) for i in pool]
+    wanted = np.array([len(rows) * (1 - fraction), len(rows) * fraction])  # rows each part still wants: kept, carved
+    by_label: dict[Any, list[int]] = {}
+    for i in rows:
+        for label in label_sets[i]:
+            by_label.setdefault(label, []).append(i)
+    wanted_of = {label: np.array([len(members) * (1 - fraction), len(members) * fraction])
+                 for label, members in by_label.items()}
+    left = {label: len(members) for label, members in by_label.items()}
+    placed: dict[int, int] = {}
+    while left:
+        label = min(left, key=lambda k: (left[k], str(k)))  # the rarest label still to place
+        for i in by_label[label]:
+            if i in placed:
+                continue
+            want = wanted_of[label]
+            best = np.flatnonzero(want == want.max())
+            if len(best) > 1:
+                best = best[np.flatnonzero(wanted[best] == wanted[best].max())]
+            part = int(best[0] if len(best) == 1 else rng.choice(best))
+            placed[i] = part
+            wanted[part] -= 1
+            for other in label_sets[i]:
+                wanted_of[other][part] -= 1
+                left[other] -= 1
+                if left[other] == 0:
+                    del left[other]
+    for i in rows:  # rows without labels: wherever rows are still wanted
+        if i not in placed:
+            placed[i] = int(np.argmax(wanted))
+            wanted[placed[i]] -= 1
+    return {i for i, part in placed.items() if part == 1}
 
 
 def make_split(

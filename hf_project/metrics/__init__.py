@@ -21,11 +21,24 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1")
+METRIC_NAMES = ("accuracy", "macro_f1", "weighted_f1")  # single-label classification
+MULTI_LABEL_METRIC_NAMES = ("micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy")
+REGRESSION_METRIC_NAMES = ("rmse", "mae", "pearson", "spearman", "r2")
+
+# The task kinds (hf_project.tasks holds what each does) and the facts about them that readers of runs need too:
+# the metrics a run of each reports, the one that selects the best checkpoint by default, and the two that tables
+# show beside the selection metric (a deliberate subset, so a table fits).
+TASKS = ("single_label", "multi_label", "regression")
+TASK_METRICS = {"single_label": METRIC_NAMES, "multi_label": MULTI_LABEL_METRIC_NAMES,
+                "regression": REGRESSION_METRIC_NAMES}
+DEFAULT_METRIC = {"single_label": "macro_f1", "multi_label": "micro_f1", "regression": "rmse"}
+TABLE_METRICS = {"single_label": ("accuracy", "macro_f1"), "multi_label": ("micro_f1", "macro_f1"),
+                 "regression": ("rmse", "pearson")}
+ALL_METRIC_NAMES = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for m in names))
 
 # Names accepted by load_metric: one directory per metric, holding <name>/<name>.py.
 AVAILABLE_METRICS = ("accuracy", "confusion_matrix", "f1", "precision", "recall")
-LOWER_IS_BETTER = frozenset({"loss"})
+LOWER_IS_BETTER = frozenset({"loss", "rmse", "mae", "hamming_loss"})
 
 
 def greater_is_better(metric: str) -> bool:
@@ -155,3 +168,75 @@ def classification_report(
     report["per_class"] = _per_class(refs, preds, labels, matrix, label_names)
     report["confusion_matrix"] = matrix.tolist()
     return report
+
+
+# ---- multi-label and regression --------------------------------------------------------------------------------
+# scikit-learn's (and scipy's) functions directly: the shipped evaluate modules take one class id per example.
+
+
+def multi_label_scores(references: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """MULTI_LABEL_METRIC_NAMES from (N, K) 0/1 indicator arrays; an undefined F1 (no true and no predicted label)
+    counts 0."""
+    from sklearn.metrics import accuracy_score, f1_score, hamming_loss
+
+    refs, preds = np.asarray(references, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    if refs.shape != preds.shape or refs.ndim != 2:
+        raise ValueError(f"multi-label references {refs.shape} and predictions {preds.shape} must be the same (N, K)")
+    if refs.shape[0] == 0:
+        raise ValueError("Cannot compute metrics on zero examples")
+    scores = {f"{average}_f1": float(f1_score(refs, preds, average=average, zero_division=0))
+              for average in ("micro", "macro", "samples")}
+    scores["hamming_loss"] = float(hamming_loss(refs, preds))
+    scores["subset_accuracy"] = float(accuracy_score(refs, preds))  # the exact label set
+    return {name: scores[name] for name in MULTI_LABEL_METRIC_NAMES}
+
+
+def multi_label_report(references: np.ndarray, predictions: np.ndarray, label_names: list[str]) -> dict[str, Any]:
+    """Per-label precision/recall/F1/support and each label's 2x2 confusion matrix [[tn, fp], [fn, tp]]."""
+    from sklearn.metrics import multilabel_confusion_matrix, precision_recall_fscore_support
+
+    refs, preds = np.asarray(references, dtype=np.int64), np.asarray(predictions, dtype=np.int64)
+    precision, recall, f1, support = precision_recall_fscore_support(refs, preds, average=None, zero_division=0)
+    per_label = [{"label": name, "precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+                  "support": int(support[i])} for i, name in enumerate(label_names)]
+    matrices = multilabel_confusion_matrix(refs, preds).tolist()
+    return {**multi_label_scores(refs, preds), "per_class": per_label, "confusion_matrix": matrices}
+
+
+def regression_scores(references: np.ndarray, predictions: np.ndarray) -> dict[str, float]:
+    """REGRESSION_METRIC_NAMES in the target's own units. A correlation of constant predictions is undefined: it is
+    reported as 0 (no linear or rank agreement), as a constant predictor earns."""
+    from scipy.stats import pearsonr, spearmanr
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+
+    refs, preds = np.asarray(references, dtype=np.float64).reshape(-1), np.asarray(predictions, dtype=np.float64)
+    preds = preds.reshape(-1)
+    if refs.shape != preds.shape:
+        raise ValueError(f"{refs.shape[0]} references but {preds.shape[0]} predictions")
+    if refs.size == 0:
+        raise ValueError("Cannot compute metrics on zero examples")
+    if not (np.isfinite(preds).all() and np.isfinite(refs).all()):
+        raise ValueError("regression predictions or references are not finite (NaN or inf)")
+    constant = np.ptp(preds) == 0 or np.ptp(refs) == 0
+    scores = {
+        "rmse": float(np.sqrt(mean_squared_error(refs, preds))),
+        "mae": float(mean_absolute_error(refs, preds)),
+        "pearson": 0.0 if constant else float(pearsonr(refs, preds)[0]),
+        "spearman": 0.0 if constant else float(spearmanr(refs, preds)[0]),
+        "r2": float(r2_score(refs, preds)) if refs.size > 1 else 0.0,
+    }
+    return scores
+
+
+def regression_report(references: np.ndarray, predictions: np.ndarray, bins: int = 5) -> dict[str, Any]:
+    """The scores, and the errors per quintile of the true value (rows bin, low, high, n, rmse, mae, bias): where
+    in the target's range the model errs, and which way."""
+    refs, preds = np.asarray(references, dtype=np.float64), np.asarray(predictions, dtype=np.float64)
+    order = np.argsort(refs, kind="stable")
+    rows = []
+    for k, part in enumerate(np.array_split(order, min(bins, len(refs)))):
+        error = preds[part] - refs[part]
+        rows.append({"bin": k + 1, "low": float(refs[part].min()), "high": float(refs[part].max()), "n": len(part),
+                     "rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error))),
+                     "bias": float(np.mean(error))})
+    return {**regression_scores(refs, preds), "per_class": rows}

@@ -433,7 +433,7 @@ def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
     for key in features[0]:
         values = [torch.as_tensor(np.asarray(f[key])) for f in features]
         if key == "labels":
-            batch[key] = torch.stack(values).long()
+            batch[key] = files.label_tensor(np.stack([v.numpy() for v in values]))
         elif key == "attention_mask":
             batch[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True).long()
         else:

@@ -6,9 +6,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from datasets import Audio, Dataset, Image
 
 from hf_project.errors import UserError
+
+
+def label_tensor(labels: Sequence[Any]) -> torch.Tensor:
+    """A batch's labels as the task's loss takes them: class ids as int64, multi-label indicators and regression
+    targets as float32."""
+    values = torch.as_tensor(np.asarray(labels))
+    return values.float() if values.is_floating_point() else values.long()
 
 
 def undecoded(ds: Dataset, column: str) -> Dataset:

@@ -250,7 +250,7 @@ def make_transform(processor: Any, cfg: ExperimentConfig, train: bool) -> Callab
         # (as in transformers' image-classification example), no second resize or centre crop.
         options = {"do_resize": False, "do_center_crop": False} if crop else {}
         inputs = dict(processor(images, return_tensors="pt", **options))
-        inputs["labels"] = torch.as_tensor(batch["label"], dtype=torch.long)
+        inputs["labels"] = files.label_tensor(batch["label"])
         return inputs
 
     return transform

@@ -106,14 +106,18 @@ def cut_positions(model: PreTrainedModel, positions: int) -> None:
 
 def build_model(
     spec: ModelSpec, label_names: list[str], modality: str, lstm_inputs: dict[str, Any], model_args: Any,
-    max_duration_s: float | None = None,
+    max_duration_s: float | None = None, task: Any = None,
 ) -> PreTrainedModel:
-    """A classifier with a new head sized for these labels; `lstm_inputs` comes from the modality stage.
+    """A classifier with a new head sized for these labels and `task` (hf_project.tasks: one output per class or
+    label, or a single one for a regression, whose config records what inference needs); `lstm_inputs` comes from
+    the modality stage.
 
     `max_duration_s` (the audio clip length) cuts a Whisper encoder's positional table to that length.
     """
     id2label = dict(enumerate(label_names))
     label2id = {name: i for i, name in id2label.items()}
+    num_labels = task.num_outputs(label_names) if task is not None else len(label_names)
+    settings = task.model_settings() if task is not None else {}
     if spec.from_scratch:
         config = LSTMConfig(
             embedding_dim=model_args.lstm_embedding_dim,
@@ -122,10 +126,11 @@ def build_model(
             bidirectional=model_args.lstm_bidirectional,
             dropout=model_args.lstm_dropout,
             pooling=model_args.lstm_pooling,
-            num_labels=len(label_names),
+            num_labels=num_labels,
             id2label=id2label,
             label2id=label2id,
             modality=modality,
+            **settings,
             **lstm_inputs,
         )
         return LSTMForSequenceClassification(config)
@@ -134,11 +139,12 @@ def build_model(
     try:
         # The classification head is new (or resized): its size follows this dataset's labels.
         model = AUTO_CLASSES[modality].from_pretrained(
-            spec.checkpoint, num_labels=len(label_names), id2label=id2label, label2id=label2id,
-            ignore_mismatched_sizes=True,
+            spec.checkpoint, num_labels=num_labels, id2label=id2label, label2id=label2id,
+            ignore_mismatched_sizes=True, problem_type=settings.pop("problem_type", None),
         )
     except OSError as err:
         raise hub_error(spec.checkpoint, err) from None
+    model.config.update(settings)  # the threshold or the target's statistics, which from_pretrained would refuse
     if positions is not None and positions < config.max_source_positions:
         logger.info("Whisper positional table cut from %d to %d positions (%.2f s): --max_duration_s %g",
                     config.max_source_positions, positions, positions / WHISPER_POSITIONS_PER_S, max_duration_s)

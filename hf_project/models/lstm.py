@@ -29,6 +29,7 @@ from transformers import (
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 POOLINGS = ("mean", "max", "last")
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 INPUT_TYPES = ("tokens", "features")
 
 
@@ -86,10 +87,10 @@ class LSTMConfig(PretrainedConfig):
                 )
         elif input_dim is not None:
             raise ValueError(f"LSTMConfig.input_dim is only used with input_type='features', got {input_dim!r}")
-        # forward() only implements cross-entropy; refusing other problem types beats silently ignoring them.
+        # forward() implements these three losses; refusing another problem type beats silently ignoring it.
         problem_type = kwargs.setdefault("problem_type", "single_label_classification")
-        if problem_type != "single_label_classification":
-            raise ValueError(f"LSTMConfig supports only single_label_classification, got {problem_type!r}")
+        if problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"LSTMConfig.problem_type must be one of {PROBLEM_TYPES}, got {problem_type!r}")
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
         self.hidden_size = hidden_size
@@ -290,8 +291,13 @@ class LSTMForSequenceClassification(PreTrainedModel):
 
         logits = self.classifier(self.dropout(pooled))  # (B, K)
         loss = None
-        if labels is not None:
-            loss = F.cross_entropy(logits.float(), labels.view(-1))
+        if labels is not None:  # the training loop uses its task's loss (hf_project.tasks); this one is the plain one
+            if self.config.problem_type == "regression":
+                loss = F.mse_loss(logits.float().view(-1), labels.float().view(-1))
+            elif self.config.problem_type == "multi_label_classification":
+                loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
+            else:
+                loss = F.cross_entropy(logits.float(), labels.view(-1))
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
 
