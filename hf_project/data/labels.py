@@ -143,6 +143,9 @@ def targets(values: Sequence[Any], column: str, split: str) -> list[float]:
                 number = float(value)
             except ValueError:
                 number = value
+        if number is None:
+            raise UserError(f"row {i} of the {split} split has no target in column {column!r}: drop rows with missing "
+                            "(NaN) or empty targets")
         if not _is_number(number):
             raise UserError(f"row {i} of the {split} split has target {value!r} in column {column!r}, which is not a "
                             "number: a regression needs numeric targets; fix or drop the row")
