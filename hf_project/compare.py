@@ -11,16 +11,17 @@ from pathlib import Path
 from typing import Any
 
 from hf_project import runs
+from hf_project.metrics import TABLE_METRICS, greater_is_better
 from hf_project.report import (
     METRIC_TITLES,
     NOT_GROUPING,
-    TABLE_METRICS,
     Group,
     Run,
     group_runs,
     mark_best,
     mean_std,
     metric_columns,
+    row_metric_columns,
     select_runs,
     table_rows,
     validation_curves,
@@ -35,10 +36,11 @@ __all__ = [
 # ---- formatting: one cell function, three writers -------------------------------------------------------
 
 
-def _columns(selection: str, metrics_only: bool = False) -> list[tuple[str, str]]:
-    """(row key prefix, title) of the displayed columns; with `metrics_only`, the model, seeds and metrics."""
+def _columns(row: dict[str, Any], metrics_only: bool = False) -> list[tuple[str, str]]:
+    """(row key prefix, title) of the columns displayed for the rows of `row`'s data set; with `metrics_only`, the
+    model, seeds and metrics."""
     metric_cols = [(f"{s}_{m}", f"{'val' if s == 'validation' else 'test'} {METRIC_TITLES[m]}")
-                   for s, m in metric_columns(selection)]
+                   for s, m in row_metric_columns(row)]
     if metrics_only:
         return [("model", "model"), ("seeds", "seeds"), *metric_cols]
     return [("model", "model"), ("seeds", "seeds"), ("params_total", "params"), ("params_trainable", "trainable"),
@@ -77,14 +79,16 @@ def _datasets(rows: list[dict[str, Any]]) -> list[tuple[str, list[dict[str, Any]
 
 def _caption(dataset: str, subset: list[dict[str, Any]]) -> str:
     hashes = ", ".join(sorted({r["split_hash"] for r in subset}))
+    lowest = list(dict.fromkeys(METRIC_TITLES[m] for _, m in row_metric_columns(subset[0]) if not greater_is_better(m)))
     return (f"{dataset}: split {hashes}; checkpoints selected on validation "
-            f"{METRIC_TITLES[subset[0]['selection_metric']]}; best value of each metric marked")
+            f"{METRIC_TITLES[subset[0]['selection_metric']]}; best value of each metric marked"
+            + (f" (lowest for {', '.join(lowest)})" if lowest else ""))
 
 
 def to_markdown(rows: list[dict[str, Any]], mark: str = "**") -> str:
     blocks = []
     for dataset, subset in _datasets(rows):
-        columns = _columns(subset[0]["selection_metric"])
+        columns = _columns(subset[0])
         cells = []
         for row in subset:
             line = []
@@ -108,7 +112,9 @@ def to_terminal(rows: list[dict[str, Any]]) -> str:
 
 
 _LATEX_ESCAPES = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+                  # metric titles (Spearman ρ, R²): pdflatex's utf8 input knows neither
+                  "ρ": r"$\rho$", "²": r"\textsuperscript{2}"}
 
 
 def latex_escape(text: str) -> str:
@@ -121,7 +127,7 @@ def to_latex(rows: list[dict[str, Any]], metrics_only: bool = False, caption: st
     from the data set's name (the paper's results table); `metrics_only` keeps the model, seeds and metric columns."""
     blocks = []
     for dataset, subset in _datasets(rows):
-        columns = _columns(subset[0]["selection_metric"], metrics_only)
+        columns = _columns(subset[0], metrics_only)
         lines = [rf"\begin{{table}}[{placement}]", r"\centering", r"\small",
                  rf"\caption{{{latex_escape(_caption(dataset, subset)) if caption is None else caption}}}",
                  rf"\label{{{'tab:' + latex_escape(dataset) if label is None else label}}}",
@@ -151,6 +157,6 @@ def write_outputs(rows: list[dict[str, Any]], groups: list[Group], out_dir: str 
     runs.atomic_write_text(paths["markdown"], to_markdown(rows))
     runs.atomic_write_text(paths["latex"], to_latex(rows))
     plots.plot_validation_curves(validation_curves(groups), paths["loss_curves"])
-    bars = {g.label: {m: g.values("test", m) for m in TABLE_METRICS} for g in groups}
+    bars = {g.label: {m: g.values("test", m) for m in TABLE_METRICS[g.first.task]} for g in groups}
     plots.plot_metric_bars(bars, paths["test_bars"])
     return paths

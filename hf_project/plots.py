@@ -316,10 +316,12 @@ def draw_input(ax: Any, value: Any, modality: str, title: str = "", sampling_rat
 
 
 def plot_sample_inputs(examples: Sequence[tuple[str, Any]], modality: str, path: str | Path,
-                       num_classes: int | None = None, sampling_rate: int = SPECTROGRAM_RATE) -> None:
+                       num_classes: int | None = None, sampling_rate: int = SPECTROGRAM_RATE,
+                       group: tuple[str, str] = ("class", "classes")) -> None:
     """A few (class name, input) pairs of the training split: one column per class (images, and the clips of up to
     four classes), else one row per class (texts, and images of fewer classes than examples per class) or per two
-    classes (clips). `num_classes`, when larger than the classes shown, is said in the title."""
+    classes (clips). `num_classes`, when larger than the classes shown, is said in the title; `group` names what the
+    examples are grouped by in it (singular, plural): classes, labels (multi-label) or ranges of the target."""
     by_class: dict[str, list[Any]] = {}
     for label, value in examples:
         by_class.setdefault(label, []).append(value)
@@ -360,8 +362,8 @@ def plot_sample_inputs(examples: Sequence[tuple[str, Any]], modality: str, path:
             if r < rows - 1 and any(cell[:2] == (r + 1, c) for cell in cells):
                 ax.set_xlabel("")
     singular, plural = INPUT_NOUNS[modality]
-    title = f"training {plural if per_class > 1 else singular}: {per_class} per class"
+    title = f"training {plural if per_class > 1 else singular}: {per_class} per {group[0]}"
     if num_classes and num_classes > len(names):
-        title += f", first {len(names)} of {num_classes} classes"
+        title += f", first {len(names)} of {num_classes} {group[1]}"
     fig.suptitle(title + (" (log-mel spectrograms)" if modality == "audio" else ""), fontsize=10)
     _save_atomic(fig, path, dpi=110)

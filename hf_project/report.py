@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,27 +28,40 @@ from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME
 from hf_project import runs
 from hf_project.config import DEFAULT_SEED, config_from_dict
 from hf_project.errors import UserError
-from hf_project.metrics import greater_is_better
+from hf_project.metrics import TABLE_METRICS, TASKS, greater_is_better
 
 # Settings that do not change what a run computes, or that define the group itself.
 NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag"}
-# Short titles of hf_project.metrics.METRIC_NAMES (and the loss) in tables, the paper and the video.
-METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "loss": "loss"}
-# The metrics every table shows beside the selection metric: a deliberate subset of METRIC_NAMES, so a table fits.
-TABLE_METRICS = ("accuracy", "macro_f1")
+# Runs made before multi-label and regression existed record no task: they are all single-label.
+LEGACY_TASK = "single_label"
+# What each task is called in the paper's and the video's words.
+TASK_NAMES = {"single_label": "classification", "multi_label": "multi-label classification",
+              "regression": "regression"}
+# Short titles of hf_project.metrics.ALL_METRIC_NAMES (and the loss) in tables, the paper and the video.
+METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "micro_f1": "micro-F1",
+                 "samples_f1": "samples-F1", "hamming_loss": "Hamming loss", "subset_accuracy": "subset acc",
+                 "rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "spearman": "Spearman ρ", "r2": "R²",
+                 "loss": "loss"}
+# Metrics that are fractions of examples or of label decisions: a difference between two of them reads as points.
+PROPORTIONS = frozenset({"accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "hamming_loss",
+                         "subset_accuracy"})
+# The figure of the test set each task's runs draw (runs.py names them): where the winner goes right and wrong.
+CLASSIFICATION = ("single_label", "multi_label")
 
-# The hyperparameter rows of every report (paper table, video slide): name -> value from (config, from scratch).
-# The LSTM has its own learning rate and epochs when they are set.
-HYPERPARAMETERS: tuple[tuple[str, Callable[[dict[str, Any], bool], Any]], ...] = (
+# The hyperparameter rows of every report (paper table, video slide): name -> value from (config, from scratch),
+# and the tasks that have the row. The LSTM has its own learning rate and epochs when they are set.
+HYPERPARAMETERS: tuple[tuple[str, Callable[[dict[str, Any], bool], Any], tuple[str, ...]], ...] = (
     ("learning rate", lambda c, s: c.get("lstm_learning_rate") if s and c.get("lstm_learning_rate") else
-     c.get("learning_rate")),
+     c.get("learning_rate"), TASKS),
     ("epochs (max)", lambda c, s: c.get("lstm_num_train_epochs") if s and c.get("lstm_num_train_epochs") else
-     c.get("num_train_epochs")),
-    ("batch size", lambda c, s: c.get("per_device_train_batch_size")),
-    ("weight decay", lambda c, s: c.get("weight_decay")),
-    ("warm-up ratio", lambda c, s: c.get("warmup_ratio")),
-    ("early stopping", lambda c, s: c.get("early_stopping_patience")),
-    ("class weights", lambda c, s: "yes" if c.get("class_weights") else "no"),
+     c.get("num_train_epochs"), TASKS),
+    ("batch size", lambda c, s: c.get("per_device_train_batch_size"), TASKS),
+    ("weight decay", lambda c, s: c.get("weight_decay"), TASKS),
+    ("warm-up ratio", lambda c, s: c.get("warmup_ratio"), TASKS),
+    ("early stopping", lambda c, s: c.get("early_stopping_patience"), TASKS),
+    ("class weights", lambda c, s: "yes" if c.get("class_weights") else "no", CLASSIFICATION),
+    ("threshold", lambda c, s: "tuned" if c.get("tune_threshold") else c.get("threshold"), ("multi_label",)),
+    ("standardised targets", lambda c, s: "yes" if c.get("standardize_targets") else "no", ("regression",)),
 )
 
 
@@ -55,6 +69,21 @@ def _read_json(path: Path, missing: Any = None) -> Any:
     if missing is not None and not path.is_file():
         return missing
     return json.loads(path.read_text())
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _number(text: str) -> int | float | str:
+    """A csv cell as the number it holds (an int when it is one), else as the text it is."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 # ---- one run ---------------------------------------------------------------------------------------------------
@@ -97,13 +126,39 @@ class Run:
     def split_seed(self) -> int:
         return self.config.get("split_seed", DEFAULT_SEED)
 
+    @property
+    def task(self) -> str:
+        """single_label, multi_label or regression (hf_project.metrics.TASKS), as metrics.json records it."""
+        return self.metrics.get("task") or LEGACY_TASK
+
+    @property
+    def threshold(self) -> dict[str, Any] | None:
+        """A multi-label run's probability threshold: {"value": 0.5, "tuned_on_validation": False}; None otherwise."""
+        return self.metrics.get("threshold")
+
+    @property
+    def target(self) -> dict[str, Any]:
+        """A regression run's target: its column, whether it was standardised to train and the training split's mean
+        and std ({} for classification)."""
+        return self.metrics.get("target") or {}
+
+    @property
+    def target_name(self) -> str:
+        """The name of what a regression predicts: its label column."""
+        return self.target.get("column") or self.manifest["label_names"][0]
+
+    @property
+    def pairs(self) -> bool:
+        """Whether every example is a pair of texts (--text_pair_column)."""
+        return bool(self.config.get("text_pair_column"))
+
     def settings(self) -> dict[str, Any]:
         """The run's config with today's defaults for settings added since (as group_key sees it)."""
         return {**self._full_config, **self.config}
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The HYPERPARAMETERS rows for this run, by name."""
-        return {name: get(self.config, self.from_scratch) for name, get in HYPERPARAMETERS}
+        """The HYPERPARAMETERS rows of this run's task, by name."""
+        return {name: get(self.config, self.from_scratch) for name, get, tasks in HYPERPARAMETERS if self.task in tasks}
 
     def log_history(self) -> list[dict[str, Any]]:
         return _read_json(self.path / runs.LOG_HISTORY_FILE)
@@ -112,14 +167,32 @@ class Run:
         return _read_json(self.path / runs.SPLIT_FILE)
 
     def class_counts(self) -> list[dict[str, Any]]:
-        """class_balance.csv: one row per class, its label and its number of examples in each split."""
-        with open(self.path / runs.CLASS_BALANCE_FILE, newline="") as f:
-            return [{k: v if k == "label" else int(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        """class_balance.csv of a classification: one row per class, its label and its number of examples in each
+        split. Multi-label: one row per label, the examples carrying it (an example can carry several)."""
+        if self.task not in CLASSIFICATION:
+            raise ValueError(f"a {self.task} run has no classes: its class_balance.csv holds target_statistics()")
+        return [{k: v if k == "label" else int(v) for k, v in row.items()}
+                for row in _read_csv(self.path / runs.CLASS_BALANCE_FILE)]
 
-    def confusion_matrix(self) -> tuple[list[str], list[list[int]]]:
-        """(labels, matrix) of the test set: rows are true labels, columns predicted ones."""
+    def target_statistics(self) -> dict[str, dict[str, float]]:
+        """class_balance.csv of a regression, by statistic (n, mean, std, min, max): its value in each split, in the
+        target's units."""
+        return {row.pop("statistic"): {k: float(v) for k, v in row.items()}
+                for row in _read_csv(self.path / runs.CLASS_BALANCE_FILE)}
+
+    def confusion_matrix(self) -> tuple[list[str], list[Any]] | None:
+        """(labels, matrix) of the test set. Single-label: K x K, rows are true labels, columns predicted ones;
+        multi-label: one [[tn, fp], [fn, tp]] per label; regression: None (a regression has no confusion matrix)."""
+        if self.task not in CLASSIFICATION:
+            return None
         data = _read_json(self.path / runs.CONFUSION_FILE)
         return data["labels"], data["matrix"]
+
+    def test_report(self) -> list[dict[str, Any]]:
+        """classification_report.csv, numbers as numbers: per class or label (label, precision, recall, f1, support),
+        or for a regression per quintile of the true test value (bin, low, high, n, rmse, mae, bias)."""
+        return [{k: v if k == "label" else _number(v) for k, v in row.items()}
+                for row in _read_csv(self.path / runs.REPORT_FILE)]
 
     def predictions(self, limit: int | None = None) -> list[dict[str, str]]:
         """The first `limit` rows (all by default) of predictions_test.csv."""
@@ -130,6 +203,11 @@ class Run:
     def figure(self, name: str) -> Path:
         """A figure the run drew at training time (runs.LOSS_FIGURE, ...); it may be missing from older runs."""
         return self.path / runs.FIGURES_DIR / name
+
+    @property
+    def test_figure(self) -> Path:
+        """The run's figure of the test set: confusion matrix, F1 per label, or predicted against true values."""
+        return self.figure(runs.TEST_FIGURES[self.task])
 
     def model_config(self) -> dict[str, Any]:
         """The saved model's config.json ({} when there is none)."""
@@ -247,7 +325,12 @@ class Group:
         """The run whose checkpoint was best on validation: figures never pick a run by its test score."""
         metric = self.first.metrics["selection_metric"]
         sign = 1 if greater_is_better(metric) else -1
-        return max(self.runs, key=lambda r: sign * (r.metrics["validation"].get(metric) or 0.0))
+
+        def score(run: Run) -> float:
+            value = run.metrics["validation"].get(metric)
+            return -math.inf if value is None else sign * value  # a run without the value never wins
+
+        return max(self.runs, key=score)
 
     def validation_curves(self) -> list[list[tuple[int, float]]]:
         """(step, validation loss) points of each run."""
@@ -299,8 +382,14 @@ def runs_under(paths: list[str]) -> list[Run]:
 def group_runs(selected: list[Run], allow_mixed_splits: bool = False) -> list[Group]:
     """Groups of runs that differ only by seed; one seed per group counted once (the newest run wins)."""
     by_dataset: dict[str, set[str]] = {}
+    tasks: dict[str, set[str]] = {}
     for run in selected:
         by_dataset.setdefault(run.metrics["dataset"], set()).add(run.manifest["split_hash"])
+        tasks.setdefault(run.metrics["dataset"], set()).add(run.task)
+    for dataset, found in tasks.items():
+        if len(found) > 1:
+            raise UserError(f"runs on {dataset} mix tasks ({', '.join(sorted(found))}), whose metrics differ: compare "
+                            "one task at a time: filter with --model/--tag, or give only that task's runs")
     mixed = {d: h for d, h in by_dataset.items() if len(h) > 1}
     if mixed and not allow_mixed_splits:
         dataset, hashes = next(iter(mixed.items()))
@@ -324,10 +413,15 @@ def mean_std(values: list[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def metric_columns(selection_metric: str) -> list[tuple[str, str]]:
-    """(split, metric) pairs, the selection metric first."""
-    order = [selection_metric] + [m for m in TABLE_METRICS if m != selection_metric]
+def metric_columns(selection_metric: str, task: str = LEGACY_TASK) -> list[tuple[str, str]]:
+    """(split, metric) pairs: the selection metric first, then the task's TABLE_METRICS."""
+    order = [selection_metric] + [m for m in TABLE_METRICS[task] if m != selection_metric]
     return [("validation", m) for m in order] + [("test", m) for m in order]
+
+
+def row_metric_columns(row: dict[str, Any]) -> list[tuple[str, str]]:
+    """metric_columns of a table row (rows made by hand, without a task, are single-label)."""
+    return metric_columns(row["selection_metric"], row.get("task", LEGACY_TASK))
 
 
 def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
@@ -338,12 +432,12 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
         selection = run.metrics["selection_metric"]
         row: dict[str, Any] = {
             "dataset": run.metrics["dataset"], "model": group.label, "seeds": len(group.runs),
-            "split_hash": run.manifest["split_hash"], "selection_metric": selection,
+            "split_hash": run.manifest["split_hash"], "task": run.task, "selection_metric": selection,
             "params_total": run.manifest["parameters"]["total"],
             "params_trainable": run.manifest["parameters"]["trainable"],
             "size_mb": run.manifest["model_size_mb"],
         }
-        for split, metric in metric_columns(selection):
+        for split, metric in metric_columns(selection, run.task):
             row[f"{split}_{metric}_mean"], row[f"{split}_{metric}_std"] = mean_std(group.values(split, metric))
         row["best_epoch_mean"], row["best_epoch_std"] = mean_std(
             [r.metrics["validation"]["best_epoch"] for r in group.runs if r.metrics["validation"].get("best_epoch")]
@@ -357,13 +451,13 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
 
 
 def mark_best(rows: list[dict[str, Any]]) -> None:
-    """`best`: the metric columns in which a row has the best mean within its dataset (highest; lowest for a loss).
-    Tied rows are all marked."""
+    """`best`: the metric columns in which a row has the best mean within its dataset (highest; lowest for a loss or
+    an error: metrics.LOWER_IS_BETTER). Tied rows are all marked."""
     for row in rows:
         row["best"] = []
     for dataset in {r["dataset"] for r in rows}:
         subset = [r for r in rows if r["dataset"] == dataset]
-        for split, metric in metric_columns(subset[0]["selection_metric"]):
+        for split, metric in row_metric_columns(subset[0]):
             key = f"{split}_{metric}_mean"
             scored = [r for r in subset if r[key] is not None]
             if not scored:
@@ -450,6 +544,35 @@ class Report:
     @property
     def modality(self) -> str:
         return self.reference.modality
+
+    @property
+    def task(self) -> str:
+        """The task every run of the report shares (group_runs refuses a mix)."""
+        return self.reference.task
+
+    @property
+    def task_name(self) -> str:
+        """The task in words: classification, multi-label classification, regression."""
+        return TASK_NAMES[self.task]
+
+    @property
+    def thresholds(self) -> tuple[list[float], bool]:
+        """Multi-label: the distinct thresholds the runs predicted test labels with, and whether any was tuned on
+        validation ([] and False for other tasks)."""
+        found = [r.threshold for g in self.groups for r in g.runs if r.threshold]
+        return sorted({t["value"] for t in found}), any(t.get("tuned_on_validation") for t in found)
+
+    @property
+    def input_nouns(self) -> tuple[str, str]:
+        """What one example is called, singular and plural: text(s), image(s), clip(s); text pair(s) for pairs."""
+        from hf_project.plots import INPUT_NOUNS  # matplotlib: only the renderers that word inputs need it
+
+        return ("text pair", "text pairs") if self.reference.pairs else INPUT_NOUNS[self.modality]
+
+    @property
+    def table_metrics(self) -> tuple[str, ...]:
+        """The metrics tables show beside the selection metric, for this report's task."""
+        return TABLE_METRICS[self.task]
 
     @property
     def selection_metric(self) -> str:

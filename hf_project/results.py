@@ -115,7 +115,9 @@ def write_sample_inputs(data: PreparedData, path: Path) -> None:
         rows = plots.pick_examples(keys, data.modality, data.split["seed"])
         values = get_stage(data.modality).display_values(list(train.select(rows)[data.modality]))
         examples = [(titles[keys[i]], v) for i, v in zip(rows, values, strict=True)]
-        plots.plot_sample_inputs(examples, data.modality, path, num_classes=len(titles))
+        group = {"single_label": ("class", "classes"), "multi_label": ("label", "labels"),
+                 "regression": ("range", "ranges")}[data.task]
+        plots.plot_sample_inputs(examples, data.modality, path, num_classes=len(titles), group=group)
     except Exception as err:  # noqa: BLE001
         logger.warning("no sample-inputs figure: %s", err)
 
@@ -130,9 +132,10 @@ def sample_groups(data: PreparedData) -> tuple[list[int], dict[int, str]]:
         return keys, {k: data.label_names[k] for k in sorted(set(keys))}
     if data.task == "regression":
         keys = stratification_keys("regression", labels)
-        values = np.asarray(labels)
-        return keys, {k: f"{data.label_names[0]} {values[np.asarray(keys) == k].min():.3g} to "
-                         f"{values[np.asarray(keys) == k].max():.3g}" for k in sorted(set(keys))}
+        values, groups = np.asarray(labels), np.asarray(keys)
+        ranges = {k: (values[groups == k].min(), values[groups == k].max()) for k in sorted(set(keys))}
+        return keys, {k: f"{data.label_names[0]} {low:.3g}" + (f" to {high:.3g}" if high > low else "")
+                      for k, (low, high) in ranges.items()}
     return labels, dict(enumerate(data.label_names))
 
 

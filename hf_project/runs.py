@@ -49,6 +49,8 @@ LOSS_FIGURE = "loss.png"  # in FIGURES_DIR, as the next four
 CONFUSION_FIGURE = "confusion_matrix.png"  # single-label classification
 PER_LABEL_FIGURE = "per_label_f1.png"  # multi-label: test F1 of each label (the confusion figure's place)
 SCATTER_FIGURE = "predicted_vs_true.png"  # regression: predicted against true test values
+# the figure of the test set that each task kind draws (hf_project.metrics.TASKS)
+TEST_FIGURES = {"single_label": CONFUSION_FIGURE, "multi_label": PER_LABEL_FIGURE, "regression": SCATTER_FIGURE}
 SAMPLE_INPUTS_FIGURE = "sample_inputs.png"
 CHECKPOINTS_DIR = "checkpoints"
 RUN_NAME_RE = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?-s")  # new_run_dir's <UTC timestamp>[-n]-s<seed>

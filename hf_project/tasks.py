@@ -51,7 +51,7 @@ PROBLEM_TYPES = {"single_label": "single_label_classification", "multi_label": "
 @dataclass(frozen=True)
 class SingleLabel:
     name: ClassVar[str] = "single_label"
-    figure: ClassVar[str] = runs.CONFUSION_FIGURE
+    figure: ClassVar[str] = runs.TEST_FIGURES["single_label"]
 
     def num_outputs(self, label_names: list[str]) -> int:
         return len(label_names)
@@ -111,7 +111,7 @@ class SingleLabel:
 @dataclass(frozen=True)
 class MultiLabel(SingleLabel):
     name: ClassVar[str] = "multi_label"
-    figure: ClassVar[str] = runs.PER_LABEL_FIGURE
+    figure: ClassVar[str] = runs.TEST_FIGURES["multi_label"]
     threshold: float = DEFAULT_THRESHOLD
     tuned: bool = False  # whether `threshold` was chosen on validation
 
@@ -181,7 +181,7 @@ class MultiLabel(SingleLabel):
 @dataclass(frozen=True)
 class Regression(SingleLabel):
     name: ClassVar[str] = "regression"
-    figure: ClassVar[str] = runs.SCATTER_FIGURE
+    figure: ClassVar[str] = runs.TEST_FIGURES["regression"]
     mean: float = 0.0  # the model predicts (y - mean) / std
     std: float = 1.0
     standardized: bool = False

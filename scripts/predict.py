@@ -9,7 +9,9 @@
 MODEL: weights/<dataset>/<model>, a run directory, runs/<dataset>/<model> (its newest complete run) or a hub id.
 INPUTS: a CSV/JSON/JSONL file with a text column (or a .txt file, one text per line) for a text model; folders
 (searched recursively) or files for an image or audio model. The CSV (--output, default predictions.csv in the
-current directory, replaced if it exists) has input, predicted, score and one p_<class> column per class.
+current directory, replaced if it exists) has input, predicted, score and one p_<class> column per class; for a
+multi-label model, predicted is the set of labels joined by "|" and there is one p_<label> column per label; for a
+regression, predicted is the value in the target's units.
 """
 
 from __future__ import annotations

@@ -144,7 +144,7 @@ def bad_input_dir(tmp_path):
         (["--dataset", "{d}/zero_bytes.csv"], "zero_bytes.csv is empty: it has no rows"),
         (["--dataset", "{d}/latin1.csv"], "latin1.csv is not UTF-8 text (byte 0xe9 at offset 14, line 2)"),
         (["--dataset", "{d}/binary.csv"], "binary.csv looks like a binary file, not a csv"),
-        (["--dataset", "{d}/label_lists.jsonl"], "holds lists (e.g. ['a']): this looks like multi-label data"),
+        (["--dataset", "{d}/label_lists.jsonl", "--task", "single_label"], "holds lists: pass --task multi_label"),
         (["--dataset", "{d}/float_labels.csv"], "label column 'label' looks continuous (60 distinct numeric values"),
         (["--dataset", "{d}/one_class.csv"], "single class"),
         (["--train_file", "{d}/ok.csv", "--test_file", "{d}/test_only_label.csv"], "zebra in the test split never"),

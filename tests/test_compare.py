@@ -8,6 +8,7 @@ import shutil
 import statistics
 
 import pytest
+from task_runs import multi_label_runs_fixture, regression_runs_fixture, write_task_runs  # noqa: F401 (fixtures)
 
 from hf_project import runs
 from hf_project.compare import group_runs, select_runs, table_rows, to_latex, to_markdown, write_outputs
@@ -103,11 +104,13 @@ def test_tag_filter(runs_dir, fortunes_csv, tmp_path):
 
 
 def test_metric_titles_cover_the_shared_metric_names():
-    from hf_project.compare import METRIC_TITLES
-    from hf_project.metrics import METRIC_NAMES
-    from hf_project.report import TABLE_METRICS
+    from hf_project.compare import METRIC_TITLES, latex_escape
+    from hf_project.metrics import ALL_METRIC_NAMES, TABLE_METRICS, TASK_METRICS, TASKS
 
-    assert set(METRIC_NAMES) <= set(METRIC_TITLES) and set(TABLE_METRICS) <= set(METRIC_NAMES)
+    assert set(ALL_METRIC_NAMES) | {"loss"} == set(METRIC_TITLES) and set(TABLE_METRICS) == set(TASKS)
+    assert all(set(TABLE_METRICS[task]) <= set(TASK_METRICS[task]) for task in TASKS)
+    # pdflatex reads the titles of the paper's tables: nothing outside ASCII may reach it unescaped
+    assert all(latex_escape(title).isascii() for title in METRIC_TITLES.values())
 
 
 def test_metrics_only_latex_shows_the_full_tables_cells(runs_dir):
@@ -131,6 +134,7 @@ def test_report_ranks_once_for_every_renderer(runs_dir):
 
     report = build_report(runs_dir)
     assert report.dataset == "sample" and report.modality == "text" and report.num_runs == 6
+    assert report.task == "single_label" and all(r.task == "single_label" for g in report.groups for r in g.runs)
     assert report.rows == table_rows(report.groups) and report.seeds == [2023, 2024, 2025]
     metric = report.selection_metric
     best = max(report.rows, key=lambda r: r[f"test_{metric}_mean"])
@@ -141,3 +145,91 @@ def test_report_ranks_once_for_every_renderer(runs_dir):
     assert chosen.metrics["validation"][metric] == max(r.metrics["validation"][metric] for r in report.winner.runs)
     with pytest.raises(UserError, match="no complete runs on nowhere"):
         build_report(runs_dir, dataset="nowhere")
+
+
+# ---- multi-label and regression runs (tests/task_runs.py writes their files) --------------------------------------
+
+
+def best_of(rows: list[dict], column: str, lowest: bool) -> dict:
+    return (min if lowest else max)(rows, key=lambda r: r[f"{column}_mean"])
+
+
+def test_regression_marks_the_lowest_rmse_and_the_highest_pearson(regression_runs):
+    rows = table_rows(group_runs(select_runs(regression_runs)))
+    assert {r["task"] for r in rows} == {"regression"} and {r["selection_metric"] for r in rows} == {"rmse"}
+    for split in ("validation", "test"):
+        lowest, highest = best_of(rows, f"{split}_rmse", lowest=True), best_of(rows, f"{split}_pearson", lowest=False)
+        assert [r["model"] for r in rows if f"{split}_rmse" in r["best"]] == [lowest["model"]] == ["minilm"]
+        assert [r["model"] for r in rows if f"{split}_pearson" in r["best"]] == [highest["model"]]
+    markdown = to_markdown(rows)
+    assert "| val RMSE" in markdown and "test Pearson r" in markdown and "lowest for RMSE" in markdown
+    assert "acc" not in markdown and "F1" not in markdown
+    latex = to_latex(rows)
+    assert "test Pearson r" in latex and r"\textbf{" in latex and latex.isascii()
+
+
+def test_regression_verdict_and_best_run_prefer_the_lowest_rmse(regression_runs):
+    from hf_project.report import build_report
+
+    report = build_report(regression_runs)
+    assert report.task == "regression" and report.table_metrics == ("rmse", "pearson")
+    lowest = min(report.rows, key=lambda r: r["test_rmse_mean"])
+    assert report.verdict.winner is lowest and report.verdict.lower_is_better and report.winner.label == "minilm"
+    highest = max(r["test_rmse_mean"] for r in report.rows)
+    assert report.verdict.margin == pytest.approx(highest - lowest["test_rmse_mean"])
+    for group in report.groups:  # the checkpoint figures show: the seed with the lowest validation RMSE
+        assert group.best_run.metrics["validation"]["rmse"] == min(r.metrics["validation"]["rmse"] for r in group.runs)
+    run = report.reference
+    assert run.confusion_matrix() is None and run.test_figure.name == runs.SCATTER_FIGURE
+    assert run.target_statistics()["n"] == {"train": 160.0, "validation": 20.0, "test": 20.0}
+    assert [row["bin"] for row in run.test_report()] == [1, 2, 3, 4, 5]
+    assert "class weights" not in run.hyperparameters() and run.hyperparameters()["standardised targets"] == "yes"
+    with pytest.raises(ValueError, match="no classes"):
+        run.class_counts()
+
+
+def test_multi_label_marks_the_highest_f1_and_the_lowest_hamming_loss(multi_label_runs, tmp_path):
+    rows = table_rows(group_runs(select_runs(multi_label_runs)))
+    for column in ("validation_micro_f1", "test_micro_f1", "test_macro_f1"):
+        assert [r["model"] for r in rows if column in r["best"]] == [best_of(rows, column, lowest=False)["model"]]
+    assert "micro-F1" in to_markdown(rows) and "acc" not in to_markdown(rows)
+    by_hamming = table_rows(group_runs(select_runs(write_task_runs(tmp_path, "multi_label", selection="hamming_loss",
+                                                                   figures=False))))
+    assert by_hamming[0]["selection_metric"] == "hamming_loss"
+    for split in ("validation", "test"):
+        lowest = best_of(by_hamming, f"{split}_hamming_loss", lowest=True)
+        assert [r["model"] for r in by_hamming if f"{split}_hamming_loss" in r["best"]] == [lowest["model"]]
+    assert "lowest for Hamming loss" in to_markdown(by_hamming)
+
+
+def test_multi_label_runs_read_as_labels(multi_label_runs):
+    from hf_project.report import build_report
+
+    report = build_report(multi_label_runs)
+    run = report.winner.best_run
+    labels, matrices = run.confusion_matrix()
+    assert labels == run.manifest["label_names"] and all(len(m) == 2 and len(m[0]) == 2 for m in matrices)
+    assert run.test_figure.name == runs.PER_LABEL_FIGURE and run.test_figure.is_file()
+    assert report.thresholds == ([0.4, 0.45], True) and run.hyperparameters()["threshold"] == "tuned"
+    assert [c["label"] for c in run.class_counts()] == labels
+
+
+def test_a_data_set_of_mixed_tasks_is_refused(tmp_path):
+    runs_dir = write_task_runs(tmp_path / "a", "multi_label", dataset="mixed", figures=False)
+    regression = write_task_runs(tmp_path / "b", "regression", dataset="mixed", figures=False)
+    shutil.copytree(regression / "mixed" / "lstm", runs_dir / "mixed" / "lstm-regression")
+    with pytest.raises(UserError, match=r"runs on mixed mix tasks \(multi_label, regression\).*--model/--tag"):
+        group_runs(select_runs(runs_dir))
+    assert len(group_runs(select_runs(runs_dir, models=["minilm"]))) == 1  # one task: fine
+
+
+def test_write_outputs_plots_the_tasks_metrics(regression_runs, tmp_path, monkeypatch):
+    from hf_project import plots
+
+    drawn = {}
+    monkeypatch.setattr(plots, "plot_metric_bars", lambda values, path: drawn.update(values))
+    groups = group_runs(select_runs(regression_runs))
+    paths = write_outputs(table_rows(groups), groups, tmp_path)
+    assert {m for per_model in drawn.values() for m in per_model} == {"rmse", "pearson"}
+    with open(paths["csv"]) as f:
+        assert {r["task"] for r in csv.DictReader(f)} == {"regression"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import sys
@@ -9,10 +10,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, write_csv
 from nbclient import NotebookClient
-from test_inference import image_run, text_runs  # noqa: F401  (session fixtures: the tiny runs)
+from test_cli import TINY
+from test_inference import image_run, make_runs, text_runs  # noqa: F401  (session fixtures: the tiny runs)
 from test_paper import audio_runs, image_runs  # noqa: F401  (session fixtures: tiny image and audio run sets)
+from test_tasks import MULTI, REGRESSION, multi_label_rows, regression_rows
+
+from hf_project import runs
 
 NOTEBOOKS = REPO_ROOT / "notebooks"
 
@@ -42,6 +47,26 @@ def execute(name: str, kernel_dir: Path, monkeypatch, **env: str) -> nbformat.No
     km = KernelManager(kernel_name="hf-project-test", kernel_spec_manager=specs)
     NotebookClient(nb, km=km, timeout=120, resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     return nb
+
+
+@pytest.fixture(scope="module")
+def task_runs(tmp_path_factory) -> dict[str, Path]:
+    """A complete run of the tiny LSTM per task kind beyond single-label, on the cookies' derived labels and targets
+    (tests/test_tasks.py): label sets (class weights, so it predicts varied sets, not none) and log word counts."""
+    flags = {"multi_label": ("tags.csv", multi_label_rows(), [*MULTI, "--class_weights"]),
+             "regression": ("words.csv", regression_rows(), [*REGRESSION, "--lstm_learning_rate", "0.01"])}
+    made = {}
+    for task, (name, rows, extra) in flags.items():
+        root = tmp_path_factory.mktemp(task)
+        data = write_csv(root / name, rows)
+        made[task] = make_runs(root, ["--dataset", str(data), "--model", "lstm", *extra, *TINY])["lstm"]
+    return made
+
+
+def stored(run_dir: Path) -> tuple[dict, list[dict[str, str]]]:
+    """The run's metrics.json and the rows of its predictions_test.csv."""
+    with open(run_dir / runs.PREDICTIONS_FILE, newline="") as f:
+        return json.loads((run_dir / runs.METRICS_FILE).read_text()), list(csv.DictReader(f))
 
 
 def outputs(nb: nbformat.NotebookNode) -> tuple[str, int]:
@@ -129,3 +154,74 @@ def test_walkthrough_notebook_on_image_and_audio_runs(modality, image_runs, audi
     # class balance, sizes, the runs' sample-inputs figure, loss curves, 2 confusion matrices, the predicted input
     assert figures >= 7
     assert players(nb) == (modality == "audio")
+
+
+def test_inference_notebook_on_a_multi_label_run(task_runs, kernel_dir, monkeypatch):
+    run_dir = task_runs["multi_label"]
+    nb = execute("inference.ipynb", kernel_dir, monkeypatch, RUN_DIR=str(run_dir))
+    text, figures = outputs(nb)
+    metrics, rows = stored(run_dir)
+    labels = ("food", "law", "long", "question", "startrek")
+    assert "LSTMForSequenceClassification: text, 5 labels, each predicted at probability >= 0.5" in text
+    assert f"labels: {', '.join(labels)}" in text
+    assert float(text.split("max |p - p_eval| = ")[1].split()[0]) < 1e-5
+    # the re-predictions score what the evaluation scored: the same label sets
+    micro, subset = re.search(r"36 test examples: micro-F1 (\S+), subset accuracy (\S+),", text).groups()
+    assert (float(micro), float(subset)) == (round(metrics["test"]["micro_f1"], 3),
+                                             round(metrics["test"]["subset_accuracy"], 3))
+    assert 0 < metrics["test"]["micro_f1"] and metrics["test"]["subset_accuracy"] < 1  # sets right and wrong
+    shown, wrong = map(int, re.search(r"(\d+) shown of (\d+) mistakes \(predicted label set", text).groups())
+    assert wrong == sum(r["correct"] == "False" for r in rows) and shown == min(6, wrong)
+    gaps = [float(g) for g in re.findall(r"\(max \|p - truth\| (\S+)\)\]", text)]
+    assert len(gaps) == shown and gaps == sorted(gaps, reverse=True) and all(g >= 0.5 for g in gaps)
+    mine = re.findall(r"'([^'\n]+)'\n  -> \{([^}]*)\}; top 3: ", text)
+    assert [x for x, _ in mine] == ["Beam me up, Scotty, there is no intelligent life down here.",
+                                    "The defendant pleaded guilty to all charges."]
+    assert all(set(filter(None, chosen.split(", "))) <= set(labels) for _, chosen in mine), mine
+    assert "confusion" not in text
+    assert figures >= 1  # precision, recall and F1 per label
+
+
+def test_inference_notebook_on_a_regression_run(task_runs, kernel_dir, monkeypatch):
+    run_dir = task_runs["regression"]
+    nb = execute("inference.ipynb", kernel_dir, monkeypatch, RUN_DIR=str(run_dir))
+    text, figures = outputs(nb)
+    metrics, rows = stored(run_dir)
+    assert "LSTMForSequenceClassification: text, regression of score" in text
+    assert float(text.split("max |y - y_eval| = ")[1].split()[0]) < 1e-5
+    rmse, pearson = re.search(r"36 test examples: RMSE (\S+), Pearson r (\S+),", text).groups()
+    assert float(rmse) == pytest.approx(metrics["test"]["rmse"], rel=1e-3)
+    assert float(pearson) == pytest.approx(metrics["test"]["pearson"], abs=1e-3)
+    # the largest errors first, the first of them the predictions file's largest
+    errors = [float(e) for e in re.findall(r"\(error ([-+]\S+)\)\]", text)]
+    assert len(errors) == 6 and [abs(e) for e in errors] == sorted(map(abs, errors), reverse=True)
+    assert abs(errors[0]) == pytest.approx(max(abs(float(r["error"])) for r in rows), abs=1e-3)
+    mine = re.findall(r"'([^'\n]+)'\n  -> score = (\S+)\n", text)
+    assert len(mine) == 2 and all(0 < float(v) < 3 for _, v in mine), mine  # log10 of a word count
+    # a regression has no classes, probabilities or accuracy
+    assert not re.search(r"class|accuracy|top 3|mistakes", text)
+    assert figures >= 1  # predicted against true values
+
+
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_walkthrough_notebook_on_other_tasks(task, task_runs, kernel_dir, monkeypatch):
+    run_dir = task_runs[task]
+    nb = execute("walkthrough.ipynb", kernel_dir, monkeypatch, HF_PROJECT_RUNS_DIR=str(run_dir.parents[2]))
+    text, figures = outputs(nb)
+    _, rows = stored(run_dir)
+    dataset = "tags" if task == "multi_label" else "words"
+    assert f"dataset {dataset}: 1 complete runs of lstm\ntask: {task}" in text
+    verdict = re.search(r"lstm on test text 0: true (.*), predicted (.*)", text).groups()
+    if task == "multi_label":
+        assert "labels per test example: mean" in text and "hardest labels (lowest F1)" in text
+        assert "micro-F1" in text and "subset_accuracy" in text and "weighted_f1" not in text
+        truth, predicted = (x or "(none)" for x in (rows[0]["label"], rows[0]["predicted"]))
+        assert verdict[0] == truth and verdict[1].startswith(f"{predicted} (top 3: "), verdict
+    else:
+        assert "RMSE" in text and "errors per quintile of the true value" in text
+        assert not re.search(r"class|accuracy|macro", text)
+        assert tuple(map(float, verdict)) == pytest.approx((float(rows[0]["label"]), float(rows[0]["predicted"])),
+                                                           rel=1e-3)
+    # examples per label or the test targets, lengths, sample inputs, loss curves, the run's test figure (F1 per label,
+    # or predicted against true values)
+    assert figures >= 5

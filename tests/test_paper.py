@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from audio_fixtures import save_tiny_wav2vec2, write_tone_folder
 from image_fixtures import make_image_folder, save_tiny_checkpoint
+from task_runs import multi_label_runs_fixture, regression_runs_fixture  # noqa: F401  (session fixtures)
 
 from hf_project import plots, runs
 from hf_project.compare import METRIC_TITLES
@@ -293,3 +294,51 @@ def test_initial_weights_are_stated_from_the_run_files_only(tmp_path):
     (tmp_path / runs.MODEL_DIR).mkdir()
     (tmp_path / runs.MODEL_DIR / "config.json").write_text(json.dumps({"model_type": "distilbert"}))
     assert cite_keys(packaged) == "sanh2019distilbert"  # by the saved model's type, whatever the run's name
+
+
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_multi_label_and_regression_papers_speak_of_their_task(task, multi_label_runs, regression_runs, tmp_path):
+    """The paper of tests/task_runs.py's runs, built once per task: its wording, metrics and figures are the task's."""
+    runs_dir = multi_label_runs if task == "multi_label" else regression_runs
+    paper = tmp_path / "paper"
+    pdf = build_paper(PaperArguments(runs_dir=str(runs_dir), out_dir=str(paper)))
+    generated = {p.stem: p.read_text() for p in (paper / "generated").glob("*.tex")}
+    everything = (paper / "paper.tex").read_text() + "\n".join(generated.values())
+    results, training, dataset = generated["results"], generated["training"], generated["dataset"]
+    wrong = re.search(r"confusion|\bclasses\b", everything, re.I)
+    assert not wrong, wrong
+    assert (paper / "figures" / runs.CONFUSION_FIGURE).exists() is False
+    texts = page_texts(pdf)
+    start = next(i for i, t in enumerate(texts) if re.search(r"^\s*References\s*$", t, re.M))
+    assert 4 <= start <= 6, f"{start} pages before the references"
+    body = " ".join(" ".join(texts[:start]).split())
+    if task == "regression":
+        wrong = re.search(r"accura|\bclass", everything, re.I)
+        assert not wrong, wrong
+        assert f"{{figures/{runs.SCATTER_FIGURE}}}" in results and r"\label{fig:scatter}" in results
+        assert (paper / "figures" / runs.SCATTER_FIGURE).stat().st_size > 0
+        header, _ = parse_results(results)
+        assert header == ["model", "seeds", "val RMSE", "val Pearson r", "test RMSE", "test Pearson r"]
+        minilm = next(line for line in results.splitlines() if line.startswith("minilm &"))
+        assert minilm.count("\\textbf{") == 4  # the lowest RMSE and the highest Pearson r, on both splits
+        assert r"\textbf{minilm} has the best (lowest) RMSE" in results and " points," not in results
+        assert "mean squared error on targets standardised" in training and "RMSE (root mean squared" in training
+        assert "with a numeric target, \\texttt{log\\_size}" in dataset and "tab:balance" in dataset
+        assert "base-10 logarithm of each package's installed size" in dataset
+        assert "standardised targets & yes & yes" in training and "class weights" not in training
+        assert "Package Sizes Regression" in body and "lower being better" in generated["macros"]
+        assert "Predicted against true log_size for minilm" in body
+    else:
+        assert f"{{figures/{runs.PER_LABEL_FIGURE}}}" in results and r"\label{fig:per-label}" in results
+        assert (paper / "figures" / runs.PER_LABEL_FIGURE).stat().st_size > 0
+        header, _ = parse_results(results)
+        assert header == ["model", "seeds", "val micro-F1", "val macro-F1", "test micro-F1", "test macro-F1"]
+        assert r"\textbf{minilm} has the best micro-F1" in results
+        assert "binary cross-entropy" in training and "threshold, tuned on validation for each run (0.4 to 0.45" in (
+            training)
+        assert "threshold & tuned & tuned" in training and "Hamming loss is the fraction" in training
+        assert "with 4 labels" in dataset and "Examples carrying each label" in dataset and "label & train" in dataset
+        assert "its debtags \\citep{debtags}" in dataset
+        assert "Debtags Multi-Label Classification" in body and "Test F1 of each label for minilm" in body
+        refs = " ".join(" ".join(texts[start:]).split())
+        assert "Debtags: faceted classification of Debian packages" in refs

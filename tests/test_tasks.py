@@ -244,12 +244,14 @@ def test_regression_predictor_equals_the_predictions_file(reg_runs, model):
     assert all(p.score is None and p.probabilities == {} for p in predictions)
 
 
-def test_compare_marks_the_lowest_rmse_best(reg_runs):
-    report = build_report(next(iter(reg_runs.values())).parents[2])
-    key = "test_rmse"
+@pytest.mark.parametrize(("task", "metric", "pick"), [("regression", "rmse", min), ("multi_label", "micro_f1", max)])
+def test_compare_marks_the_best_in_the_tasks_direction(reg_runs, multi_runs, task, metric, pick):
+    made = reg_runs if task == "regression" else multi_runs
+    report = build_report(next(iter(made.values())).parents[2])
+    key = f"test_{metric}"
     values = {r["model"]: r[f"{key}_mean"] for r in report.rows}
-    assert len(set(values.values())) == 2
-    best = min(values, key=values.get)
+    assert len(set(values.values())) == 2, values  # else both rows would be marked
+    best = pick(values, key=values.get)
     assert [r["model"] for r in report.rows if key in r["best"]] == [best]
     assert report.verdict.winner["model"] == best
 
@@ -316,18 +318,21 @@ def test_interrupted_run_resumes_to_the_same_numbers(task, multi_csv, reg_csv, t
     assert read(run_dir, runs.METRICS_FILE)["task"] == task
 
 
-def test_search_minimises_rmse(reg_csv, tmp_path):
+@pytest.mark.parametrize(("task", "metric", "direction"), [("regression", "rmse", "minimize"),
+                                                        ("multi_label", "micro_f1", "maximize")])
+def test_search_follows_the_tasks_metric(reg_csv, multi_csv, tmp_path, task, metric, direction):
+    data, flags = (reg_csv, REGRESSION) if task == "regression" else (multi_csv, MULTI)
     space = tmp_path / "space.yaml"
-    rate = {"learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}}
+    rate = {"learning_rate": {"low": 1e-3, "high": 5e-2, "log": True}}
     space.write_text(yaml.safe_dump({"pretrained": rate, "lstm": rate}))
-    cfg, s = parse_search_args(["--dataset", str(reg_csv), "--model", "lstm", "--trials", "3", "--search_space",
+    cfg, s = parse_search_args(["--dataset", str(data), "--model", "lstm", "--trials", "3", "--search_space",
                                 str(space), "--runs_dir", str(tmp_path / "runs"), "--weights_dir",
-                                str(tmp_path / "weights"), *REGRESSION, *TINY])
+                                str(tmp_path / "weights"), *flags, *TINY])
     result = run_search(cfg, s.search_space, s.trials, retrain=False)["lstm"]
     with open(Path(result["search_dir"]) / runs.TRIALS_FILE) as f:
-        values = [float(r["validation_rmse"]) for r in csv.DictReader(f)]
-    assert len(values) == 3 and result["best_value"] == min(values)
-    assert yaml.safe_load((Path(result["search_dir"]) / runs.SEARCH_FILE).read_text())["direction"] == "minimize"
+        values = [float(r[f"validation_{metric}"]) for r in csv.DictReader(f)]
+    assert len(values) == 3 and result["best_value"] == (min if direction == "minimize" else max)(values)
+    assert yaml.safe_load((Path(result["search_dir"]) / runs.SEARCH_FILE).read_text())["direction"] == direction
 
 
 # ---- bad input -------------------------------------------------------------------------------------------------

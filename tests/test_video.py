@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REPO_ROOT
+from PIL import Image
+from task_runs import multi_label_runs_fixture, regression_runs_fixture  # noqa: F401  (session fixtures)
 from test_cli import TINY
 from test_paper import TEXT_WORDS, audio_runs, image_runs  # noqa: F401  (session fixtures: tiny image/audio runs)
 
@@ -32,6 +35,11 @@ def runs_dir(fortunes_csv, tiny_bert, tmp_path_factory) -> Path:
     run_experiment(parse_args(["--dataset", str(fortunes_csv), "--model", f"{tiny_bert},lstm", *TINY,
                                "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights")]))
     return root / "runs"
+
+
+def single_label_slides() -> list[str]:
+    """The slides of a single-label report: every slide but the other tasks' figures of the winner."""
+    return [key for key in video.SLIDES if key not in ("labels", "errors")]
 
 
 def make(argv: list[str]) -> int:
@@ -59,7 +67,7 @@ def test_video_from_runs(runs_dir, tmp_path):
     timeline = json.loads(out.with_suffix(".timeline.json").read_text())
     assert 0 < duration <= 300 and duration == pytest.approx(timeline["seconds"], abs=0.5)
     slides = timeline["slides"]
-    assert [s["slide"] for s in slides] == list(video.SLIDES)
+    assert [s["slide"] for s in slides] == single_label_slides()
     frames = [frame(out, (s["start"] + s["end"]) / 2) for s in slides]
     for a, b, s in zip(frames, frames[1:], slides[1:], strict=False):
         assert np.abs(a - b).mean() > 1.0, f"slide {s['slide']} looks like the one before it"
@@ -159,7 +167,7 @@ def test_image_and_audio_videos_show_their_inputs(modality, image_runs, audio_ru
     assert make(["--runs", str(runs_dir), "--output", str(out), *SIZE, *SHORT]) == 0
     timeline = json.loads(out.with_suffix(".timeline.json").read_text())
     slides = {s["slide"]: s for s in timeline["slides"]}
-    assert [s["slide"] for s in timeline["slides"]] == list(video.SLIDES)
+    assert [s["slide"] for s in timeline["slides"]] == single_label_slides()
     # the samples slide shows the runs' sample-inputs figure: dark pictures (digits-like shapes, spectrograms) fill
     # the middle of a slide that is otherwise white
     samples = frame(out, (slides["samples"]["start"] + slides["samples"]["end"]) / 2)
@@ -203,3 +211,37 @@ def test_the_deck_is_one_table_of_slides():
     for kind in video.DECK:
         assert callable(kind.narration) and callable(kind.draw)
         assert isinstance(kind.title, str) or callable(kind.title)
+
+
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_multi_label_and_regression_videos_speak_of_their_task(task, multi_label_runs, regression_runs, tmp_path):
+    runs_dir = multi_label_runs if task == "multi_label" else regression_runs
+    report = video.collect_runs([str(runs_dir)], None)
+    slides = video.draft_slides(report)
+    figure = "labels" if task == "multi_label" else "errors"
+    assert [s.key for s in slides] == [k for k in video.SLIDES if k not in {"confusion", "labels", "errors"} - {figure}]
+    drafted = {s.key: s.narration for s in slides}
+    everything = " ".join(drafted.values())
+    wrong = re.search(r"confusion|\bclasses\b" + (r"|accura|\bclass" if task == "regression" else ""), everything, re.I)
+    assert not wrong, wrong
+    if task == "regression":
+        assert slides[0].title == "Text regression on package_sizes"
+        assert drafted["data"].startswith("The task is to predict log_size, a number, from each text.")
+        assert "where lower is better" in drafted["data"] and "Its mean absolute error is" in drafted["results"]
+        best = min(report.rows, key=lambda r: r["test_rmse_mean"])
+        assert f"minilm has the lowest test RMSE, {best['test_rmse_mean']:.2f}" in drafted["results"]
+        assert "its true log_size across" in drafted["errors"] and "predicted values equal" in drafted["notebook"]
+    else:
+        assert slides[0].title == "Text multi-label classification on debtags"
+        assert drafted["data"].startswith("The task is to tag each text with any of 4 labels")
+        assert "minilm has the best test micro-F1" in drafted["results"] and "subset accuracy" in drafted["results"]
+        assert "reaches 0.4, a threshold tuned on validation" in drafted["labels"]
+        assert "Here are a few training texts, as" in drafted["samples"]
+    folder = tmp_path / "slides"
+    video.render_slides(report, slides, folder, 640, 360)
+    pictures = {s.key: np.asarray(Image.open(s.image).convert("L"), dtype=np.float32) for s in slides}
+    assert all(p.shape == (360, 640) for p in pictures.values())
+    middle = (slice(120, 300), slice(160, 480))
+    # the winner's test figure (axes, grid, bars or points) is drawn in the middle of its slide, where a slide that
+    # only says the figure is missing stays white
+    assert (pictures[figure][middle] < 200).mean() > 0.005

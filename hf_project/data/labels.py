@@ -119,6 +119,9 @@ def multi_label_balance(indicators_by_split: dict[str, list[list[float]]], names
     validation or test has and train does not is an error."""
     counts = {split: np.asarray(rows, dtype=np.int64).reshape(-1, len(names)).sum(axis=0)
               for split, rows in indicators_by_split.items()}
+    if int((counts["train"] > 0).sum()) < 2:
+        raise UserError(f"the training split has a single label ({', '.join(names)}): multi-label classification needs "
+                        "at least two; for yes/no of one label, make it a single-label class column")
     for split in ("validation", "test"):
         unseen = [name for i, name in enumerate(names) if counts[split][i] and not counts["train"][i]]
         if unseen:

@@ -4,7 +4,8 @@
       paper.tex, references.bib   written once, then the author's (a rebuild keeps them)
       hfproject.sty               the project's NeurIPS-2020-preprint look-alike; neurips_2020.sty wins if present
       generated/*.tex             sections, tables and macros from runs/, rewritten on every build
-      figures/*.png               loss curves, confusion matrix and sample inputs, rewritten on every build
+      figures/*.png               loss curves, the winner's test figure (confusion matrix, F1 per label or predicted
+                                  against true values) and sample inputs, rewritten on every build
       paper.pdf                   built (git-ignored)
 
 LaTeX runs in a temporary copy, so its auxiliary files never litter paper/; only paper.pdf comes back.
@@ -23,7 +24,7 @@ from pathlib import Path
 from hf_project import plots, runs
 from hf_project.errors import UserError
 from hf_project.paper import content
-from hf_project.report import Report, build_report, validation_curves
+from hf_project.report import Report, Run, build_report, validation_curves
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +92,11 @@ def write_sources(report: Report, out: Path, overwrite_template: bool = False) -
 def write_figures(report: Report, folder: Path) -> dict[str, str]:
     """The figures, drawn again from the run files so they share one size and font; paths relative to paper/."""
     run = report.winner.best_run
-    names = {"validation": "validation_loss.png", "loss": "loss_best.png", "confusion": runs.CONFUSION_FIGURE,
+    names = {"validation": "validation_loss.png", "loss": "loss_best.png", "test": run.test_figure.name,
              "samples": plots.SAMPLE_INPUTS}
     plots.plot_validation_curves(validation_curves(report.groups), folder / names["validation"], title="")
     plots.plot_loss(run.log_history(), folder / names["loss"], best_step=run.metrics["validation"].get("best_step"))
-    labels, matrix = run.confusion_matrix()
-    plots.plot_confusion_matrix(matrix, labels, folder / names["confusion"])
+    draw_test_figure(run, folder / names["test"])
     # The sample inputs cannot be redrawn from run files (the inputs are not among them): the runs' figure is copied.
     found = report.sample_inputs_figure
     if found is None:  # runs older than the figure: the paper goes without it
@@ -105,6 +105,20 @@ def write_figures(report: Report, folder: Path) -> dict[str, str]:
         with runs.atomic_path(folder / names["samples"]) as tmp:
             shutil.copyfile(found, tmp)
     return {key: f"{folder.name}/{name}" for key, name in names.items()}
+
+
+def draw_test_figure(run: Run, path: Path) -> None:
+    """The run's figure of the test set, drawn again from its files: the confusion matrix (single-label), the F1 of
+    each label (multi-label) or the predicted against the true values (regression)."""
+    if run.task == "multi_label":
+        plots.plot_per_label_f1(run.test_report(), path)
+    elif run.task == "regression":
+        rows = run.predictions()
+        plots.plot_predicted_vs_true([float(r["label"]) for r in rows], [float(r["predicted"]) for r in rows], path,
+                                     quantity=run.target_name)
+    else:
+        labels, matrix = run.confusion_matrix()
+        plots.plot_confusion_matrix(matrix, labels, path)
 
 
 def compile_pdf(paper_dir: Path) -> Path:

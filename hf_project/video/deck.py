@@ -27,7 +27,7 @@ class SlideKind:
 
 
 DECK = (
-    SlideKind("title", lambda r: f"{r.modality.capitalize()} classification on {r.dataset}", narration.title,
+    SlideKind("title", lambda r: f"{r.modality.capitalize()} {r.task_name} on {r.dataset}", narration.title,
               slides.draw_title),
     SlideKind("data", "Problem and data", narration.data, slides.draw_data),
     # left out when the runs predate their sample-inputs figure
@@ -37,8 +37,13 @@ DECK = (
     SlideKind("notebook", "The inference notebook", narration.notebook, slides.draw_notebook),
     SlideKind("training", "What training revealed", narration.training, slides.draw_training),
     SlideKind("results", "Results on validation and test", narration.results, slides.draw_results),
+    # the winner on the test set, one slide per task: its confusion matrix, its F1 per label, its predicted values
     SlideKind("confusion", lambda r: f"Where {r.winner.label} goes wrong", narration.confusion,
-              slides.draw_confusion),
+              slides.draw_test_figure, shown=lambda r: r.task == "single_label"),
+    SlideKind("labels", lambda r: f"Which labels {r.winner.label} finds", narration.per_label,
+              slides.draw_test_figure, shown=lambda r: r.task == "multi_label"),
+    SlideKind("errors", lambda r: f"Where {r.winner.label} goes wrong", narration.errors,
+              slides.draw_test_figure, shown=lambda r: r.task == "regression"),
     SlideKind("conclusion", "Conclusion", narration.conclusion, slides.draw_conclusion),
 )
 SLIDES = tuple(kind.key for kind in DECK)

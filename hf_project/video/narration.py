@@ -4,6 +4,7 @@ author edits (one `[slide]` section per slide)."""
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -12,14 +13,23 @@ import numpy as np
 
 from hf_project import plots, runs
 from hf_project.errors import UserError
+from hf_project.metrics import greater_is_better
 from hf_project.report import METRIC_TITLES, Report, Run, fmt_params
 from hf_project.video.render import MIN_SLIDE_SECONDS
 
+# {each} is " of each class" for single-label data, whose examples are shown class by class, else "".
 SAMPLES_NARRATION = {
-    "text": "Here are a few training texts of each class, as the models read them before tokenisation.",
-    "image": "Here are a few training images of each class, as they are stored, before resizing or augmentation.",
-    "audio": "Here are a few training clips of each class, drawn as log-mel spectrograms: time runs from left to "
+    "text": "Here are a few training texts{each}, as the models read them before tokenisation.",
+    "image": "Here are a few training images{each}, as they are stored, before resizing or augmentation.",
+    "audio": "Here are a few training clips{each}, drawn as log-mel spectrograms: time runs from left to "
              "right, pitch from bottom to top, and brighter means louder.",
+}
+# A second test score of the winner, beside the selection metric, per task: (metric, sentence with {value}).
+SECOND_SCORES = {
+    "single_label": ("accuracy", "Test accuracy is {value}."),
+    "multi_label": ("subset_accuracy", "Its subset accuracy, the share of test examples whose labels are all exactly "
+                                       "right, is {value}."),
+    "regression": ("mae", "Its mean absolute error is {value}."),
 }
 
 
@@ -35,20 +45,34 @@ def _spoken(value: float | None, other: float | None = None) -> str:
 
 def title(report: Report) -> str:
     models = [g.label for g in report.groups]
-    return (f"Hello. This presentation compares {len(models)} models for {report.modality} classification on the "
+    return (f"Hello. This presentation compares {len(models)} models for {report.modality} {report.task_name} on the "
             f"{report.dataset} data set: {', '.join(models)}. Everything shown comes from our training runs.")
 
 
 def data(report: Report) -> str:
     ref = report.reference
     sizes = ref.manifest["dataset"]["sizes"]
-    singular, many = plots.INPUT_NOUNS[report.modality]
+    singular, many = report.input_nouns
+    singular = "audio clip" if report.modality == "audio" else singular
+    split = (f"The data set has {sum(sizes.values()):,} {many}, split once with seed {ref.split_seed} into "
+             f"{sizes['train']:,} for training, {sizes['validation']:,} for validation and {sizes['test']:,} for "
+             "testing. ")
+    labels = len(ref.manifest["label_names"])
+    if report.task == "regression":
+        stats = ref.target_statistics()
+        return (f"The task is to predict {ref.target_name}, a number, from each {singular}. " + split
+                + f"In training, {ref.target_name} has mean {_spoken(stats['mean']['train'])} and standard deviation "
+                f"{_spoken(stats['std']['train'])}, from {_spoken(stats['min']['train'])} to "
+                f"{_spoken(stats['max']['train'])}. Models are selected by {METRIC_TITLES[report.selection_metric]}"
+                + ("." if greater_is_better(report.selection_metric) else ", where lower is better."))
     train = sorted(ref.class_counts(), key=lambda c: -c["train"])
+    if report.task == "multi_label":
+        mean = sum(c["train"] for c in train) / max(1, sizes["train"])
+        return (f"The task is to tag each {singular} with any of {labels} labels; a training {singular} carries "
+                f"{mean:.1f} labels on average. " + split + label_sentence(train, report.selection_metric))
     imbalance = train[0]["train"] / max(1, train[-1]["train"])
-    return (f"The task is to assign each {singular if report.modality != 'audio' else 'audio clip'} one of "
-            f"{len(ref.manifest['label_names'])} classes. The data set has {sum(sizes.values()):,} {many}, split once "
-            f"with seed {ref.split_seed} into {sizes['train']:,} for training, {sizes['validation']:,} for validation "
-            f"and {sizes['test']:,} for testing. " + balance_sentence(train, imbalance, report.selection_metric))
+    return (f"The task is to assign each {singular} one of {labels} classes. " + split
+            + balance_sentence(train, imbalance, report.selection_metric))
 
 
 def balance_sentence(train: list[dict[str, Any]], imbalance: float, metric: str) -> str:
@@ -62,8 +86,16 @@ def balance_sentence(train: list[dict[str, Any]], imbalance: float, metric: str)
             "class equally.")
 
 
+def label_sentence(train: list[dict[str, Any]], metric: str) -> str:
+    """How often the labels of multi-label data occur, most frequent first, and the metric models are selected by."""
+    return (f"The most frequent label, {train[0]['label']}, is on {train[0]['train']:,} training examples, the rarest, "
+            f"{train[-1]['label']}, on {train[-1]['train']:,}. Models are selected by {METRIC_TITLES[metric]}"
+            + {"micro_f1": ", which pools every label decision, so frequent labels weigh more.",
+               "macro_f1": ", which weighs every label equally."}.get(metric, "."))
+
+
 def samples(report: Report) -> str:
-    return SAMPLES_NARRATION[report.modality]
+    return SAMPLES_NARRATION[report.modality].format(each=" of each class" if report.task == "single_label" else "")
 
 
 def models(report: Report) -> str:
@@ -94,8 +126,9 @@ def spoken_input(run: Run) -> str:
 
 def notebook(report: Report) -> str:
     many = plots.INPUT_NOUNS[report.modality][1]
+    outputs = "predicted values" if report.task == "regression" else "probabilities"
     return (f"The notebook notebooks/inference.ipynb loads the saved weights of each model, predicts the test {many} "
-            "again and checks that its probabilities equal those of the evaluation. A few of its test predictions are "
+            f"again and checks that its {outputs} equal those of the evaluation. A few of its test predictions are "
             "on screen.")
 
 
@@ -119,10 +152,14 @@ def results(report: Report) -> str:
     w, runner = v.winner, v.runner_up
     key = f"test_{v.metric}_mean"
     seeds = report.seeds
-    return (f"The model chosen on validation was tested once. {w['model']} has the best test "
+    second, sentence = SECOND_SCORES[report.task]
+    values = report.winner.values("test", second)
+    return (f"The model chosen on validation was tested once. {w['model']} has the "
+            f"{'best' if greater_is_better(v.metric) else 'lowest'} test "
             f"{METRIC_TITLES[v.metric]}, {_spoken(w[key], runner[key] if runner else None)}"
             + (f", ahead of {runner['model']} with {_spoken(runner[key], w[key])}." if runner else ".")
-            + (f" Test accuracy is {_spoken(w.get('test_accuracy_mean'))}." if v.metric != "accuracy" else "")
+            + (" " + sentence.format(value=_spoken(statistics.fmean(values) if values else None))
+               if v.metric != second else "")
             + (f" Each model ran with {len(seeds)} seeds; the table gives mean and standard deviation."
                if len(seeds) > 1 else " Each model ran once, with seed " + str(seeds[0]) + "."))
 
@@ -142,6 +179,37 @@ def confusion(report: Report) -> str:
     return text + (f"The most frequent mistake is {labels[i]} taken for {labels[j]}, "
                    f"{'once' if count == 1 else f'{count} times'}. "
                    f"The hardest class is {labels[worst]}, with recall {_spoken(float(recall[worst]))}.")
+
+
+def per_label(report: Report) -> str:
+    run = report.winner.best_run
+    threshold = run.threshold or {}
+    tuned = ", a threshold tuned on validation" if threshold.get("tuned_on_validation") else ""
+    text = (f"These bars are the test F1 of each label for {report.winner.label}, which predicts a label when its "
+            f"probability reaches {threshold.get('value', 0.5):g}{tuned}. ")
+    scored = sorted((r for r in run.test_report() if r["support"] > 0), key=lambda r: r["f1"])
+    if len(scored) < 2:
+        return text
+    text += (f"It does best on {scored[-1]['label']}, with F1 {_spoken(scored[-1]['f1'])}, and worst on "
+             f"{scored[0]['label']}, with {_spoken(scored[0]['f1'])}.")
+    missed = sum(1 for r in scored if r["f1"] == 0)
+    return text + (f" It never finds {missed} of the {len(scored)} labels of the test set." if missed else "")
+
+
+def errors(report: Report) -> str:
+    run = report.winner.best_run
+    name = run.target_name
+    text = (f"Each point is a test example: its true {name} across, the {name} that {report.winner.label} predicts "
+            "up; perfect predictions lie on the diagonal. ")
+    rows = run.test_report()
+    if not rows:
+        return text
+    worst = max(rows, key=lambda r: r["rmse"])
+    text += (f"Its errors are largest for true values from {_spoken(worst['low'])} to {_spoken(worst['high'])}, "
+             f"with a root mean squared error of {_spoken(worst['rmse'])} there.")
+    if rows[0]["bias"] > 0 > rows[-1]["bias"]:
+        text += " It over-predicts small values and under-predicts large ones: its predictions are pulled to the mean."
+    return text
 
 
 def conclusion(report: Report) -> str:

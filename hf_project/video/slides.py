@@ -12,10 +12,14 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hf_project import plots, runs
-from hf_project.report import METRIC_TITLES, TABLE_METRICS, Report, fmt_params
+from hf_project.metrics import greater_is_better
+from hf_project.report import METRIC_TITLES, Report, fmt_params
 
 # What the notebook slide's code passes to predict(), per modality.
 EXAMPLE_INPUT = {"text": "'Beam me up, Scotty.'", "image": "'photo.png'", "audio": "'clip.wav'"}
+# The figure of the winner on the test set, per task, as a missing one is named.
+TEST_FIGURE_NAMES = {"single_label": "confusion matrix", "multi_label": "F1 per label figure",
+                     "regression": "predicted against true figure"}
 
 
 def _metric(value: float | None) -> str:
@@ -84,15 +88,23 @@ def draw_title(fig: Figure, report: Report) -> None:
 def draw_data(fig: Figure, report: Report) -> None:
     ref = report.reference
     sizes = ref.manifest["dataset"]["sizes"]
+    splits = [f"train {sizes['train']:,}", f"validation {sizes['validation']:,}", f"test {sizes['test']:,}",
+              f"split seed {ref.split_seed}"]
+    if report.task == "regression":
+        _bullets(fig, [f"target: {ref.target_name}", *splits], size=20)
+        stats = ref.target_statistics()
+        rows = [[name, *(f"{v[s]:.0f}" if name == "n" else f"{v[s]:.3g}" for s in v)] for name, v in stats.items()]
+        _table(fig, ["", *next(iter(stats.values()))], rows, [0.4, 0.15, 0.55, 0.6], None)
+        return
+    noun = "label" if report.task == "multi_label" else "class"
     counts = sorted(ref.class_counts(), key=lambda c: -c["train"])
-    _bullets(fig, [f"{len(counts)} classes", f"train {sizes['train']:,}", f"validation {sizes['validation']:,}",
-                   f"test {sizes['test']:,}", f"split seed {ref.split_seed}"], size=20)
+    _bullets(fig, [f"{len(counts)} {'labels' if noun == 'label' else 'classes'}", *splits], size=20)
     ax = fig.add_axes([0.36, 0.12, 0.6, 0.68])
     shown = counts[:30]
     ax.barh(range(len(shown)), [c["train"] for c in shown], color="#3b6ea5")
     ax.set_yticks(range(len(shown)), [c["label"] for c in shown], fontsize=9 if len(shown) > 15 else 12)
     ax.invert_yaxis()
-    ax.set_xlabel("training examples per class" + (f" (largest 30 of {len(counts)})" if len(counts) > 30 else ""))
+    ax.set_xlabel(f"training examples per {noun}" + (f" (largest 30 of {len(counts)})" if len(counts) > 30 else ""))
 
 
 def draw_samples(fig: Figure, report: Report) -> None:
@@ -129,9 +141,23 @@ def draw_notebook(fig: Figure, report: Report) -> None:
             f"predictor.predict([{EXAMPLE_INPUT[report.modality]}])"]
     for k, line in enumerate(code):
         fig.text(0.06, 0.78 - k * 0.06, line, fontsize=17, family="monospace", color="#0b3d0b", va="top")
-    table = [[shown_input(r["input"], report.modality), r["label"], r["predicted"], f"{float(r['score']):.2f}"]
-             for r in run.predictions(limit=4)]
-    _table(fig, ["input", "label", "predicted", "score"], table, [0.05, 0.1, 0.9, 0.45], None)
+    header, table = prediction_table(run.predictions(limit=4), report)
+    _table(fig, header, table, [0.05, 0.1, 0.9, 0.45], None)
+
+
+def prediction_table(rows: list[dict[str, str]], report: Report) -> tuple[list[str], list[list[str]]]:
+    """The notebook slide's table of test predictions (predictions_test.csv rows): its header and cells."""
+    inputs = [shown_input(r["input"], report.modality) for r in rows]
+    if report.task == "regression":
+        return ["input", "true", "predicted", "error"], [
+            [x, *(f"{float(r[k]):.3g}" for k in ("label", "predicted", "error"))] for x, r in zip(inputs, rows,
+                                                                                                 strict=True)]
+    if report.task == "multi_label":  # label sets are joined by "|" in the file
+        return ["input", "labels", "predicted"], [
+            [x, *(_clip(r[k].replace("|", ", ") or "(none)", 30) for k in ("label", "predicted"))]
+            for x, r in zip(inputs, rows, strict=True)]
+    return ["input", "label", "predicted", "score"], [
+        [x, r["label"], r["predicted"], f"{float(r['score']):.2f}"] for x, r in zip(inputs, rows, strict=True)]
 
 
 def shown_input(value: str, modality: str) -> str:
@@ -169,24 +195,27 @@ def draw_results(fig: Figure, report: Report) -> None:
         return _metric(mean) + (f" ± {std:.3f}" if std is not None and row["seeds"] > 1 else "")
 
     rows = [[r["model"], str(r["seeds"]), cell_text(r, f"validation_{metric}"),
-             *(cell_text(r, f"test_{m}") for m in TABLE_METRICS)] for r in report.rows]
+             *(cell_text(r, f"test_{m}") for m in report.table_metrics)] for r in report.rows]
     bold = next((k for k, r in enumerate(report.rows) if r is report.verdict.winner), None)
-    header = ["model", "seeds", f"val {METRIC_TITLES[metric]}", *(f"test {METRIC_TITLES[m]}" for m in TABLE_METRICS)]
+    header = ["model", "seeds", f"val {METRIC_TITLES[metric]}",
+              *(f"test {METRIC_TITLES[m]}" for m in report.table_metrics)]
     _table(fig, header, rows, [0.05, 0.2, 0.9, 0.6], bold)
 
 
-def draw_confusion(fig: Figure, report: Report) -> None:
-    path = report.winner.best_run.figure(runs.CONFUSION_FIGURE)
+def draw_test_figure(fig: Figure, report: Report) -> None:
+    """The winner's figure of the test set, as its run drew it: confusion matrix, F1 per label, predicted values."""
+    path = report.winner.best_run.test_figure
     if path.is_file():
-        _picture(fig, path, [0.2, 0.08, 0.6, 0.75])
+        _picture(fig, path, [0.05, 0.08, 0.9, 0.75])  # a square matrix or scatter as high as it fits, wide bars wider
     else:
-        _bullets(fig, ["(no confusion matrix in the run)"])
+        _bullets(fig, [f"(no {TEST_FIGURE_NAMES[report.task]} in the run)"])
 
 
 def draw_conclusion(fig: Figure, report: Report) -> None:
     v = report.verdict
     key = f"test_{v.metric}_mean"
-    lines = [f"Best on test {METRIC_TITLES[v.metric]}: {v.winner['model']} ({_metric(v.winner[key])})"]
+    lower = "" if greater_is_better(v.metric) else " (lower is better)"
+    lines = [f"Best on test {METRIC_TITLES[v.metric]}{lower}: {v.winner['model']} ({_metric(v.winner[key])})"]
     if v.runner_up is not None:
         lines.append(f"Runner-up: {v.runner_up['model']} ({_metric(v.runner_up[key])})")
     lines += [f"Seeds per model: {v.winner['seeds']}", "Weights, notebook and paper reproduce every number"]
