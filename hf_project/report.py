@@ -45,7 +45,7 @@ METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weig
 # Metrics that are fractions of examples or of label decisions: a difference between two of them reads as points.
 PROPORTIONS = frozenset({"accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "hamming_loss",
                          "subset_accuracy"})
-# The figure of the test set each task's runs draw (runs.py names them): where the winner goes right and wrong.
+# The tasks whose labels are classes (or labels) that examples can be counted by.
 CLASSIFICATION = ("single_label", "multi_label")
 
 # The hyperparameter rows of every report (paper table, video slide): name -> value from (config, from scratch),

@@ -32,7 +32,7 @@ from hf_project.memory import PeakMemory
 from hf_project.metrics import greater_is_better
 from hf_project.modalities import get_stage
 from hf_project.modalities.text import MICRO_BATCHES, MICRO_ORDER, MicroBatchCollator, longest_first
-from hf_project.models import build_model
+from hf_project.models import build_model, set_output_bias
 from hf_project.models.registry import ModelSpec, check_modality, default_models, resolve
 from hf_project.results import best_validation_metrics, write_results, write_run_inputs
 from hf_project.tasks import SingleLabel, Task, task_for
@@ -353,9 +353,15 @@ def prepare_inputs(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, o
 
 
 def new_model(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, inputs: ModelInputs) -> PreTrainedModel:
-    """A freshly initialised classifier for these labels (the LSTM's front-end from the stage's processor)."""
-    return build_model(spec, data.label_names, data.modality, inputs.stage.lstm_inputs(inputs.processor, cfg),
-                       cfg.model, max_duration_s=cfg.data.max_duration_s, task=task_for(cfg, data))
+    """A freshly initialised classifier for these labels (the LSTM's front-end from the stage's processor), its head's
+    biases set as the task starts them (multi-label: the labels' log-odds in train)."""
+    task = task_for(cfg, data)
+    model = build_model(spec, data.label_names, data.modality, inputs.stage.lstm_inputs(inputs.processor, cfg),
+                        cfg.model, max_duration_s=cfg.data.max_duration_s, task=task)
+    bias = task.initial_bias(data.references("train"))
+    if bias is not None:
+        set_output_bias(model, bias)
+    return model
 
 
 def train_and_test(

@@ -65,8 +65,8 @@ def test_minilm_learns_a_real_multi_label_task(out_dirs):
     for every package (k chosen on train); the fine-tuned encoder must beat its test micro-F1 by 0.15."""
     packages_index()  # a one-line error naming `apt-get update` when the index is missing
     argv = ["--dataset", "debtags", "--model", "minilm", "--max_train_samples", "4000", "--max_eval_samples", "1000",
-            "--num_train_epochs", "3", "--max_length", "48", "--per_device_train_batch_size", "32",
-            "--learning_rate", "0.0002", "--tune_threshold", "--logging_steps", "20", *out_dirs]
+            "--num_train_epochs", "3", "--max_length", "32", "--per_device_train_batch_size", "32",
+            "--learning_rate", "0.0001", "--tune_threshold", "--logging_steps", "20", *out_dirs]
     metrics = run_experiment(parse_args(argv))["minilm"]
     assert metrics["task"] == "multi_label" and metrics["threshold"]["tuned_on_validation"]
     (run_dir,) = find_runs(out_dirs[1])

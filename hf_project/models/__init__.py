@@ -153,6 +153,17 @@ def build_model(
     return channels_last(model)
 
 
+def set_output_bias(model: PreTrainedModel, bias: list[float]) -> None:
+    """Set the biases of the classification head's output layer: the last linear layer with one output per label
+    (`classifier`, `score`, RoBERTa's `classifier.out_proj`, ...)."""
+    outputs = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == len(bias)
+               and m.bias is not None]
+    if not outputs:
+        raise ValueError(f"{type(model).__name__} has no linear output layer of {len(bias)} outputs with a bias")
+    with torch.no_grad():
+        outputs[-1].bias.copy_(torch.tensor(bias, dtype=outputs[-1].bias.dtype))
+
+
 def channels_last(model: PreTrainedModel) -> PreTrainedModel:
     """Convolutional image models in channels-last layout: oneDNN's (and cuDNN's) fast path; on 2 CPU cores
     MobileNetV2 trains 1.5x faster (BENCHMARKS.md). Saved weights are the same tensors."""
