@@ -122,3 +122,45 @@ def test_fortune_pairs_is_a_fixed_balanced_pair_task_that_asks_for_its_pair_colu
                if k == 0)  # a cookie is never paired with itself
     with pytest.raises(UserError, match="pass --text_pair_column text_pair"):
         prepare_data(parse_args(["--dataset", "fortune_pairs"]).data, 2023)
+
+
+def test_a_killed_pair_run_resumes_to_the_same_numbers(pairs_csv, tmp_path_factory, tmp_path, monkeypatch):
+    from test_resume import EARLY_STOP, assert_same_run, eval_steps, interrupted, reference
+
+    from hf_project import resume, runs
+
+    settings = [*EARLY_STOP, *PAIR_ARGS, "--num_train_epochs", "3"]
+    expected = reference(pairs_csv, tmp_path_factory, settings)
+    run_dir = interrupted(pairs_csv, tmp_path, settings, eval_steps(expected)[-2], monkeypatch)
+    assert runs.read_status(run_dir) == runs.STATUS_FAILED
+    resume.resume_run(str(run_dir))
+    assert_same_run(run_dir, expected)
+
+
+def test_a_search_on_pairs_reads_both_texts(pairs_csv, tmp_path):
+    import yaml
+
+    from hf_project.search import parse_search_args, run_search
+
+    space = tmp_path / "space.yaml"
+    rate = {"learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}}
+    space.write_text(yaml.safe_dump({"pretrained": rate, "lstm": rate}))
+    cfg, s = parse_search_args(["--dataset", str(pairs_csv), "--model", "lstm", "--trials", "2", "--search_space",
+                                str(space), "--runs_dir", str(tmp_path / "runs"), "--weights_dir",
+                                str(tmp_path / "weights"), *PAIR_ARGS, *TINY])
+    result = run_search(cfg, s.search_space, s.trials)["lstm"]
+    retrained = Path(result["run_dir"])
+    assert yaml.safe_load((retrained / "config.yaml").read_text())["text_pair_column"] == "second"
+    tokenizer_vocab = json.loads((retrained / "model" / "tokenizer.json").read_text())["model"]["vocab"]
+    assert "[SEP]" in tokenizer_vocab  # the LSTM's vocabulary joins the two texts
+
+
+def test_compare_marks_the_best_pair_model(pair_runs):
+    from hf_project.report import build_report
+
+    report = build_report(pair_runs["lstm"].parents[2])
+    values = {r["model"]: r["test_macro_f1_mean"] for r in report.rows}
+    best = max(values.values())
+    assert {r["model"] for r in report.rows if "test_macro_f1" in r["best"]} == {m for m, v in values.items()
+                                                                                 if v == best}
+    assert report.verdict.winner["test_macro_f1_mean"] == best
