@@ -49,6 +49,9 @@ LOSS_FIGURE = "loss.png"  # in FIGURES_DIR, as the next four
 CONFUSION_FIGURE = "confusion_matrix.png"  # single-label classification
 PER_LABEL_FIGURE = "per_label_f1.png"  # multi-label: test F1 of each label (the confusion figure's place)
 SCATTER_FIGURE = "predicted_vs_true.png"  # regression: predicted against true test values
+RELIABILITY_FIGURE = "reliability.png"  # classification: confidence against accuracy on test (calibration)
+MODEL_CARD_FILE = "README.md"  # in MODEL_DIR and weights/<dataset>/<model>/: the model card
+TENSORBOARD_DIR = "tensorboard"  # in the run directory, with --report_to tensorboard
 # the figure of the test set that each task kind draws (hf_project.metrics.TASKS)
 TEST_FIGURES = {"single_label": CONFUSION_FIGURE, "multi_label": PER_LABEL_FIGURE, "regression": SCATTER_FIGURE}
 SAMPLE_INPUTS_FIGURE = "sample_inputs.png"

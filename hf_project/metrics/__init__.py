@@ -38,7 +38,10 @@ ALL_METRIC_NAMES = tuple(dict.fromkeys(m for names in TASK_METRICS.values() for 
 
 # Names accepted by load_metric: one directory per metric, holding <name>/<name>.py.
 AVAILABLE_METRICS = ("accuracy", "confusion_matrix", "f1", "precision", "recall")
-LOWER_IS_BETTER = frozenset({"loss", "rmse", "mae", "hamming_loss"})
+# Calibration of a classifier's probabilities on test (single-label and multi-label): expected calibration error over
+# 15 equal-width confidence bins, Brier score and negative log-likelihood; lower is better for all three.
+CALIBRATION_METRIC_NAMES = ("ece", "brier", "nll")
+LOWER_IS_BETTER = frozenset({"loss", "rmse", "mae", "hamming_loss", *CALIBRATION_METRIC_NAMES})
 
 
 def greater_is_better(metric: str) -> bool:
