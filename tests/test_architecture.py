@@ -79,10 +79,12 @@ RUN_FILE_NAMES = {value for name, value in vars(runs).items() if name.endswith((
                   and isinstance(value, str)}
 
 
-# The same words naming other things: the cache's converted checkpoints, a builtin data set's own manifest and the
-# default search space configs/search.yaml.
+# The same words naming other things: the cache's converted checkpoints, a builtin data set's own manifest, the
+# default search space configs/search.yaml, transformers' name of its TensorBoard integration (--report_to) and the
+# project's own README in a submission.
 NOT_RUN_FILES = {("hf_project/models/offline.py", "checkpoints"), ("hf_project/data/builtin.py", "manifest.json"),
-                 ("hf_project/search.py", "search.yaml")}
+                 ("hf_project/search.py", "search.yaml"), ("hf_project/config.py", "tensorboard"),
+                 ("hf_project/paper/package.py", "README.md")}
 
 
 def test_run_file_names_are_written_once():
