@@ -30,6 +30,8 @@ AUGMENTATION_DEFAULTS = {
     "pretrained": {"random_resized_crop": False, "horizontal_flip": False},
 }
 MIXED_PRECISIONS = ("no", "bf16", "fp16")  # what a run records; `auto` resolves to one of them
+TENSORBOARD = "tensorboard"  # transformers' name of its TensorBoard integration (--report_to)
+REPORT_TO = ("none", TENSORBOARD)  # --report_to: the experiment trackers a run may log its curves to
 
 
 @dataclass
@@ -224,6 +226,13 @@ class TrainArguments:
         metadata={"help": "Multi-label: after training, choose the threshold (0.05 to 0.95) that scores best on "
                   "validation by the selection metric; saved with the model and used on test."},
     )
+    temperature_scaling: bool = field(
+        default=False,
+        metadata={"help": "Classification: after training, fit one temperature T on validation logits (the T that "
+                  "minimises validation NLL of softmax(logits / T), or sigmoid for multi-label); saved with the "
+                  "model and applied to test and inference probabilities. The predicted class does not change; a "
+                  "multi-label threshold applies to the scaled probabilities (--tune_threshold tunes it after)."},
+    )
     standardize_targets: bool = field(
         default=True,
         metadata={"help": "Regression: train on targets standardised with the training split's mean and standard "
@@ -257,6 +266,12 @@ class TrainArguments:
                   "accelerate config file sets, else bf16 on a GPU that supports it, fp16 on older GPUs, and no (fp32) "
                   "on a CPU. bf16 works on CPUs too (fast only with avx512_bf16/AMX); fp16 needs a GPU."},
     )
+    report_to: str = field(
+        default="none",
+        metadata={"help": "none | tensorboard. tensorboard: live training curves (losses, validation metrics, "
+                  "learning rate) as TensorBoard event files in the run directory's tensorboard/ folder; watch them "
+                  "with `tensorboard --logdir runs/`. Search trials never write them."},
+    )
 
     def __post_init__(self) -> None:
         if self.eval_strategy not in ("epoch", "steps"):
@@ -280,6 +295,8 @@ class TrainArguments:
             raise UserError(f"--batching must be split, group or pad, got {self.batching!r}")
         if self.mixed_precision not in (*MIXED_PRECISIONS, "auto"):
             raise UserError(f"--mixed_precision must be auto, no, bf16 or fp16, got {self.mixed_precision!r}")
+        if self.report_to not in REPORT_TO:
+            raise UserError(f"--report_to must be none or tensorboard, got {self.report_to!r}")
 
 
     @property
@@ -328,6 +345,9 @@ def for_task(cfg: ExperimentConfig, task: str) -> ExperimentConfig:
     if task != "multi_label" and cfg.train.tune_threshold:
         raise UserError(f"--tune_threshold tunes the threshold of multi-label predictions, and this is {task} data: "
                         "leave it out (or pass --task multi_label)")
+    if task == "regression" and cfg.train.temperature_scaling:
+        raise UserError("--temperature_scaling calibrates class probabilities, and a regression has none: leave "
+                        "--temperature_scaling out")
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, task=task),
                                train=dataclasses.replace(cfg.train, metric_for_best_model=metric))
 

@@ -1,4 +1,4 @@
-"""Training-curve, confusion-matrix and sample-input figures, rendered off-screen and written atomically.
+"""Training-curve, confusion-matrix, reliability and sample-input figures, rendered off-screen and written atomically.
 
 Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas directly rather than through pyplot:
 they never enter pyplot's global figure registry (so nothing leaks or needs closing across thousands of
@@ -191,6 +191,39 @@ def plot_predicted_vs_true(references: Sequence[float], predictions: Sequence[fl
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left")
+    _save_atomic(fig, path)
+
+
+def plot_reliability(bins: dict[str, Any], path: str | Path, title: str = "",
+                     axes: tuple[str, str] = ("confidence", "accuracy")) -> None:
+    """A reliability diagram from hf_project.metrics.reliability_bins: above, each bin's outcome rate (accuracy) as a
+    bar, the gap between it and the bin's mean confidence hatched red, the diagonal of perfect calibration and the ECE
+    in the title (bars below the diagonal: over-confident); below, how many predictions each bin holds. `axes` names
+    the confidence and the outcome."""
+    edges = np.asarray(bins["edges"], dtype=float)
+    counts = np.asarray(bins["count"], dtype=float)
+    accuracy, confidence = np.asarray(bins["accuracy"], dtype=float), np.asarray(bins["confidence"], dtype=float)
+    filled = counts > 0
+    left, width = edges[:-1], np.diff(edges)
+    fig = _new_figure(6, 6.5)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 1))
+    top.plot([0, 1], [0, 1], color="gray", linestyle="--", linewidth=1, label="perfect calibration")
+    top.bar(left[filled], accuracy[filled], width[filled], align="edge", color="C0", edgecolor="white",
+            label=axes[1])
+    top.bar(left[filled], np.abs(confidence - accuracy)[filled], width[filled], align="edge",
+            bottom=np.minimum(confidence, accuracy)[filled], facecolor="none", edgecolor="C3", hatch="///",
+            linewidth=1.2, label="gap to the bin's mean confidence")
+    top.set_xlim(0, 1)
+    top.set_ylim(0, 1)
+    top.set_ylabel(axes[1])
+    top.set_title(f"{title}{': ' if title else ''}ECE {bins['ece']:.3f} ({len(counts)} bins)")
+    top.grid(True, alpha=0.3)
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(left, counts, width, align="edge", color="C7", edgecolor="white")
+    bottom.set_yscale("log" if counts.max(initial=0) > 20 * max(np.median(counts[filled]), 1) else "linear")
+    bottom.set_xlabel(axes[0])
+    bottom.set_ylabel("predictions")
+    bottom.grid(True, axis="y", alpha=0.3)
     _save_atomic(fig, path)
 
 

@@ -3,7 +3,8 @@
 compare (tables), the paper and the video are renderers of what is built here; none of them opens a run file,
 groups runs or picks a winner on its own. Runs that differ only by seed form one Group, summarised as one row of
 numbers (means and stds over its seeds); a Report is the groups of one data set, their rows, the verdict (the
-winner on the test value of the selection metric) and the hyperparameter searches beside them.
+winner on the test value of the selection metric), how sure that verdict is (every model paired with the winner on the
+shared test examples: compare_with_winner) and the hyperparameter searches beside them.
 
 Only run files are read (ARCHITECTURE.md's run-directory contract): never the alias table, the models or training,
 so a report describes the runs that were made, whatever the code that made them has become since.
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import logging
 import math
 import statistics
 from collections.abc import Callable
@@ -22,6 +24,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 from transformers.utils import CONFIG_NAME, FEATURE_EXTRACTOR_NAME
 
@@ -29,9 +32,12 @@ from hf_project import runs
 from hf_project.config import DEFAULT_SEED, config_from_dict
 from hf_project.errors import UserError
 from hf_project.metrics import TABLE_METRICS, TASKS, greater_is_better
+from hf_project.stats import DEFAULT_BOOTSTRAP_SAMPLES, PairedResult, mean_intervals, paired_over_seeds
+
+logger = logging.getLogger(__name__)
 
 # Settings that do not change what a run computes, or that define the group itself.
-NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag"}
+NOT_GROUPING = {"seed", "runs_dir", "weights_dir", "cache_dir", "dataloader_num_workers", "tag", "report_to"}
 # Runs made before multi-label and regression existed record no task: they are all single-label.
 LEGACY_TASK = "single_label"
 # What each task is called in the paper's and the video's words.
@@ -41,7 +47,10 @@ TASK_NAMES = {"single_label": "classification", "multi_label": "multi-label clas
 METRIC_TITLES = {"accuracy": "acc", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1", "micro_f1": "micro-F1",
                  "samples_f1": "samples-F1", "hamming_loss": "Hamming loss", "subset_accuracy": "subset acc",
                  "rmse": "RMSE", "mae": "MAE", "pearson": "Pearson r", "spearman": "Spearman ρ", "r2": "R²",
-                 "loss": "loss"}
+                 "loss": "loss", "ece": "ECE", "brier": "Brier", "nll": "NLL"}
+# Calibration metrics (hf_project.metrics.CALIBRATION_METRIC_NAMES) shown as test columns, when a data set's runs
+# record them (runs older than them do not).
+CALIBRATION_COLUMNS = ("ece",)
 # Metrics that are fractions of examples or of label decisions: a difference between two of them reads as points.
 PROPORTIONS = frozenset({"accuracy", "macro_f1", "weighted_f1", "micro_f1", "samples_f1", "hamming_loss",
                          "subset_accuracy"})
@@ -200,6 +209,38 @@ class Run:
             rows = csv.DictReader(f)
             return list(rows) if limit is None else [r for _, r in zip(range(limit), rows, strict=False)]
 
+    def test_outcomes(self, label_names: list[str] | None = None) -> Outcomes:
+        """predictions_test.csv as the arrays hf_project.stats takes: the examples' source rows, the truth and the
+        predictions. Classes and labels are numbered by `label_names` (the manifest's by default), so the runs of two
+        models are numbered alike."""
+        if not (self.path / runs.PREDICTIONS_FILE).is_file():
+            raise UserError(f"run {self.path} has no {runs.PREDICTIONS_FILE}: paired comparisons need every run's test "
+                            "predictions")
+        rows = self.predictions()
+        source = tuple(int(r.get("source_row") or r.get("row") or i) for i, r in enumerate(rows))
+        if self.task == "regression":
+            return Outcomes(source, np.array([float(r["label"]) for r in rows]),
+                            np.array([float(r["predicted"]) for r in rows]))
+        names = [str(n) for n in (label_names or self.manifest["label_names"])]
+        ids = {name: k for k, name in enumerate(names)}
+
+        def number(name: str) -> int:
+            if name not in ids:
+                raise UserError(f"run {self.path} predicts {name!r}, which is not among the labels "
+                                f"({', '.join(names)}) of the runs it is compared with")
+            return ids[name]
+
+        if self.task == "multi_label":
+            def indicators(cell: str) -> list[int]:
+                on = {number(n) for n in cell.split(runs.LABEL_SET_SEPARATOR) if n}
+                return [int(k in on) for k in range(len(names))]
+
+            shape = (len(rows), len(names))
+            return Outcomes(source, np.array([indicators(r["label"]) for r in rows], dtype=np.int64).reshape(shape),
+                            np.array([indicators(r["predicted"]) for r in rows], dtype=np.int64).reshape(shape))
+        return Outcomes(source, np.array([number(r["label"]) for r in rows], dtype=np.int64),
+                        np.array([number(r["predicted"]) for r in rows], dtype=np.int64))
+
     def figure(self, name: str) -> Path:
         """A figure the run drew at training time (runs.LOSS_FIGURE, ...); it may be missing from older runs."""
         return self.path / runs.FIGURES_DIR / name
@@ -257,6 +298,15 @@ class Run:
         if self.modality == "audio":
             return audio_input(self)
         return f"≤{self.settings().get('max_length')} tokens"
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    """A run's test set as hf_project.stats takes it: class ids (N,), 0/1 label indicators (N, K) or values (N,)."""
+
+    source_rows: tuple[int, ...]  # each test example's row in the source data, in the file's order
+    truth: np.ndarray
+    predicted: np.ndarray
 
 
 def khz(rate: float) -> str:
@@ -420,8 +470,10 @@ def metric_columns(selection_metric: str, task: str = LEGACY_TASK) -> list[tuple
 
 
 def row_metric_columns(row: dict[str, Any]) -> list[tuple[str, str]]:
-    """metric_columns of a table row (rows made by hand, without a task, are single-label)."""
-    return metric_columns(row["selection_metric"], row.get("task", LEGACY_TASK))
+    """metric_columns of a table row (rows made by hand, without a task, are single-label), then the test calibration
+    columns the row has (table_rows gives them to every row of a data set whose runs record them)."""
+    return metric_columns(row["selection_metric"], row.get("task", LEGACY_TASK)) + [
+        ("test", m) for m in CALIBRATION_COLUMNS if f"test_{m}_mean" in row]
 
 
 def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
@@ -446,6 +498,11 @@ def table_rows(groups: list[Group]) -> list[dict[str, Any]]:
                           ("peak_memory_mb", "peak_memory_mb")):
             row[f"{name}_mean"], row[f"{name}_std"] = mean_std(group.manifest_values(key))
         rows.append(row)
+    for metric in CALIBRATION_COLUMNS:  # a column for the data sets whose runs record it ("-" for older runs there)
+        calibrated = {g.first.metrics["dataset"] for g in groups if g.values("test", metric)}
+        for group, row in zip(groups, rows, strict=True):
+            if row["dataset"] in calibrated:
+                row[f"test_{metric}_mean"], row[f"test_{metric}_std"] = mean_std(group.values("test", metric))
     mark_best(rows)
     return rows
 
@@ -493,6 +550,145 @@ def rank(rows: list[dict[str, Any]]) -> Verdict:
     return Verdict(ranked[0], runner, metric, margin)
 
 
+# ---- how sure the verdict is: every model paired with the winner on the shared test examples ----------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One group against the winner of its data set on the test examples both were scored on (hf_project.stats).
+
+    Its own scores are the TABLE_METRICS recomputed from its test predictions, averaged over its seeds, with 95%
+    bootstrap intervals. Paired with the winner seed by seed (a run with the winner's run of the same seed), each
+    `per_seed` result is this group minus the winner; `combined` is their mean, with an interval from resamples of
+    the test examples shared by every seed and the per-seed p-values combined by stats.combine_p_values. The winner's
+    own comparison, and a group that shares no seed with it, have no paired results."""
+
+    model: str
+    seeds: tuple[int, ...]  # the group's seeds, which its own scores average over
+    scores: dict[str, float]
+    intervals: dict[str, tuple[float, float]]
+    is_winner: bool = False
+    paired_seeds: tuple[int, ...] = ()  # the seeds both this group and the winner ran, in order
+    per_seed: tuple[PairedResult, ...] = ()  # this group - the winner, one per paired seed
+    combined: PairedResult | None = None
+
+    @property
+    def paired(self) -> bool:
+        return self.combined is not None
+
+    def advantage(self, metric: str) -> tuple[float, tuple[float, float]]:
+        """How far the winner is ahead of this group on `metric`, in the metric's direction (positive: the winner is
+        better, by a higher score or a lower error), and its 95% interval."""
+        assert self.combined is not None, "only a paired comparison has a difference"
+        sign = -1 if greater_is_better(metric) else 1  # the differences are this group - the winner
+        low, high = sorted(sign * v for v in self.combined.intervals[metric])
+        return sign * self.combined.differences[metric], (low, high)
+
+
+@dataclass(frozen=True)
+class PairedComparisons:
+    """Every group of one data set against its winner, and what a reader needs to reproduce the numbers."""
+
+    dataset: str
+    task: str
+    winner: str
+    metrics: tuple[str, ...]  # the TABLE_METRICS, the selection metric first when it is one of them
+    comparisons: tuple[Comparison, ...]  # one per group, in the groups' (and rows') order
+    num_examples: int
+    split_hash: str
+    samples: int  # bootstrap resamples of the test examples
+    seed: int  # the seed they were drawn with
+
+    @property
+    def test(self) -> str:
+        """The paired test: mcnemar (classification) or wilcoxon (regression), as hf_project.stats.paired_test."""
+        return "wilcoxon" if self.task == "regression" else "mcnemar"
+
+    @property
+    def metric(self) -> str:
+        """The metric the verdict's paired sentence speaks of: the selection metric when it is resampled."""
+        return self.metrics[0]
+
+    def of(self, model: str) -> Comparison:
+        return next(c for c in self.comparisons if c.model == model)
+
+
+def check_bootstrap(samples: int) -> None:
+    if samples < 1:
+        raise UserError(f"--bootstrap_samples {samples}: the bootstrap needs at least 1 resample (1000 by default)")
+
+
+def compare_with_winner(groups: list[Group], rows: list[dict[str, Any]], samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+                        seed: int = DEFAULT_SEED) -> PairedComparisons:
+    """The groups of one data set (their table rows beside them) against the verdict's winner, on the test split they
+    share: runs on different splits, or whose test rows differ, are refused with a one-line error. Every comparison
+    draws the same `samples` resamples of the test examples from `seed`, so the numbers are the same on every build."""
+    check_bootstrap(samples)
+    hashes = sorted({r.manifest["split_hash"] for g in groups for r in g.runs})
+    dataset = groups[0].first.metrics["dataset"]
+    if len(hashes) > 1:
+        raise UserError(f"runs on {dataset} use {len(hashes)} different splits ({', '.join(hashes)}): a paired "
+                        "comparison needs one test set; filter with --model/--tag")
+    verdict = rank(rows)
+    winner = next(g for g, r in zip(groups, rows, strict=True) if r is verdict.winner)
+    task, names = winner.first.task, winner.first.manifest.get("label_names")
+    outcomes = aligned_outcomes(groups, winner.first, names)
+    truth = outcomes[0][groups[0].first.metrics["seed"]].truth
+    num_labels = len(names) if task == "single_label" else None
+    ordered = (verdict.metric, *TABLE_METRICS[task]) if verdict.metric in TABLE_METRICS[task] else TABLE_METRICS[task]
+    winning = next(outcomes[g] for g, group in enumerate(groups) if group is winner)
+    comparisons = []
+    for g, group in enumerate(groups):
+        own = outcomes[g]
+        seeds = tuple(sorted(own))
+        means, intervals = mean_intervals(task, truth, [own[s].predicted for s in seeds], samples, seed, num_labels)
+        comparison = Comparison(group.label, seeds, means, intervals, is_winner=group is winner)
+        common = tuple(s for s in seeds if s in winning)
+        if group is not winner and common:
+            combined, per_seed = paired_over_seeds(task, truth, [own[s].predicted for s in common],
+                                                   [winning[s].predicted for s in common], samples, seed, num_labels)
+            comparison = Comparison(group.label, seeds, means, intervals, False, common, tuple(per_seed), combined)
+        comparisons.append(comparison)
+    return PairedComparisons(dataset, task, winner.label, tuple(dict.fromkeys(ordered)), tuple(comparisons),
+                             len(truth), hashes[0], samples, seed)
+
+
+def aligned_outcomes(groups: list[Group], reference: Run, names: list[str] | None) -> list[dict[int, Outcomes]]:
+    """Each group's test outcomes by seed, classes numbered by `names`; every run must have the reference run's test
+    rows, in its order, with its truth (a one-line error otherwise)."""
+    first = reference.test_outcomes(names)
+    out = []
+    for group in groups:
+        by_seed = {}
+        for run in group.runs:
+            found = run.test_outcomes(names)
+            if found.source_rows != first.source_rows:
+                raise UserError(f"the test rows of {run.path} are not those of {reference.path} (same split "
+                                f"{reference.manifest['split_hash']}): a paired comparison needs the same test "
+                                "examples in the same order")
+            if not np.array_equal(found.truth, first.truth):
+                raise UserError(f"the test labels of {run.path} differ from those of {reference.path} on the same "
+                                "test rows: a paired comparison needs the same truth")
+            by_seed[run.metrics["seed"]] = found
+        out.append(by_seed)
+    return out
+
+
+def paired_by_data_set(groups: list[Group], rows: list[dict[str, Any]], samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+                       seed: int = DEFAULT_SEED, allow_mixed_splits: bool = False) -> list[PairedComparisons]:
+    """compare_with_winner for each data set of the rows (compare's tables may hold several). With
+    `allow_mixed_splits`, a data set whose runs use several splits gets no paired comparison (logged) instead of an
+    error."""
+    out = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        picked = [(g, r) for g, r in zip(groups, rows, strict=True) if r["dataset"] == dataset]
+        if allow_mixed_splits and len({run.manifest["split_hash"] for g, _ in picked for run in g.runs}) > 1:
+            logger.warning("runs on %s use several splits: no paired comparison with the winner", dataset)
+            continue
+        out.append(compare_with_winner([g for g, _ in picked], [r for _, r in picked], samples, seed))
+    return out
+
+
 # ---- hyperparameter searches -----------------------------------------------------------------------------------
 
 
@@ -531,9 +727,12 @@ class Report:
     dataset: str
     groups: list[Group]
     studies: list[Study] = field(default_factory=list)
+    bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES  # resamples of the test examples behind every interval
+    bootstrap_seed: int = DEFAULT_SEED  # the seed they are drawn with
     rows: list[dict[str, Any]] = field(init=False)  # table_rows(groups), in the groups' order
 
     def __post_init__(self) -> None:
+        check_bootstrap(self.bootstrap_samples)
         self.rows = table_rows(self.groups)
 
     @property
@@ -582,6 +781,11 @@ class Report:
     def verdict(self) -> Verdict:
         return rank(self.rows)
 
+    @cached_property
+    def paired(self) -> PairedComparisons:
+        """Every group against the winner on the shared test examples (compare_with_winner), computed once."""
+        return compare_with_winner(self.groups, self.rows, self.bootstrap_samples, self.bootstrap_seed)
+
     @property
     def winner(self) -> Group:
         """The group of the verdict's winner."""
@@ -611,7 +815,7 @@ def validation_curves(groups: list[Group]) -> dict[str, list[list[tuple[int, flo
     return curves
 
 
-def _one_data_set(selected: list[Run], where: str, dataset: str | None) -> Report:
+def _one_data_set(selected: list[Run], where: str, dataset: str | None, **bootstrap: int) -> Report:
     if not selected:
         on = f" on {dataset}" if dataset else ""
         raise UserError(f"no complete runs{on} under {where}: train some with scripts/finetune.py (or `make demo`) "
@@ -620,18 +824,23 @@ def _one_data_set(selected: list[Run], where: str, dataset: str | None) -> Repor
     if len(datasets) > 1:
         raise UserError(f"the runs under {where} cover several data sets ({', '.join(datasets)}): pick one with "
                         "--dataset")
-    return Report(datasets[0], group_runs(selected))
+    return Report(datasets[0], group_runs(selected), **bootstrap)
 
 
 def build_report(runs_dir: str | Path = "runs", dataset: str | None = None, models: list[str] | None = None,
-                 tag: str | None = None) -> Report:
-    """The complete runs of one data set under runs_dir (filtered as compare filters them) and its searches."""
-    report = _one_data_set(select_runs(runs_dir, dataset, models, tag), str(runs_dir), dataset)
+                 tag: str | None = None, bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+                 bootstrap_seed: int = DEFAULT_SEED) -> Report:
+    """The complete runs of one data set under runs_dir (filtered as compare filters them) and its searches; its
+    intervals come from `bootstrap_samples` resamples of the test examples drawn with `bootstrap_seed`."""
+    report = _one_data_set(select_runs(runs_dir, dataset, models, tag), str(runs_dir), dataset,
+                           bootstrap_samples=bootstrap_samples, bootstrap_seed=bootstrap_seed)
     report.studies = find_studies(runs_dir, report.dataset, models)
     return report
 
 
-def report_of(paths: list[str], dataset: str | None = None) -> Report:
+def report_of(paths: list[str], dataset: str | None = None, bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+              bootstrap_seed: int = DEFAULT_SEED) -> Report:
     """The report of run directories and folders of runs (runs_under); one data set."""
     selected = [r for r in runs_under(paths) if dataset is None or r.metrics["dataset"] == dataset]
-    return _one_data_set(selected, ", ".join(paths), dataset)
+    return _one_data_set(selected, ", ".join(paths), dataset, bootstrap_samples=bootstrap_samples,
+                         bootstrap_seed=bootstrap_seed)

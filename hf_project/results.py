@@ -18,6 +18,7 @@ from hf_project.data import PreparedData
 from hf_project.data.labels import stratification_keys
 from hf_project.metrics import ALL_METRIC_NAMES, TASK_METRICS
 from hf_project.modalities import get_stage
+from hf_project.modelcard import write_model_card
 from hf_project.models.registry import ModelSpec
 from hf_project.tasks import SingleLabel, Task
 
@@ -59,8 +60,10 @@ def write_results(
     wall_time: float,
     memory: dict[str, Any],
     started_at: int = 0,
+    input_facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Every result file of the run directory, then a copy of the model in weights/."""
+    """Every result file of the run directory, then a copy of the model in weights/. `input_facts`: the modality
+    stage's input_facts, recorded in the manifest."""
     task: Task = getattr(trainer, "task", SingleLabel())
     outputs = task.outputs(test.predictions)  # probabilities, or values in the target's units
     refs = np.asarray(data.references("test"))
@@ -75,6 +78,7 @@ def write_results(
         "validation": validation,
         "test": {"loss": test.metrics.get("test_loss"),
                  **{k: report[k] for k in TASK_METRICS[data.task]},
+                 **task.calibration(refs, outputs),  # ece, brier, nll of a classifier's (temperature-scaled) outputs
                  "num_examples": int(len(refs))},
         "epochs_trained": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
@@ -92,11 +96,15 @@ def write_results(
     plots.plot_loss(trainer.state.log_history, figures / runs.LOSS_FIGURE, best_step=validation["best_step"],
                     title=f"{spec.name} on {data.name}")
     task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=f"{spec.name}: test")
+    task.draw_calibration(refs, outputs, figures / runs.RELIABILITY_FIGURE, title=f"{spec.name}: test")
     write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
-    runs.write_json(run_dir / runs.MANIFEST_FILE,
-                    manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at))
+    run_manifest = {**manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at),
+                    **(input_facts or {})}
+    runs.write_json(run_dir / runs.MANIFEST_FILE, run_manifest)
     weights_dir = Path(cfg.train.weights_dir) / data.name / spec.name
+    # in model/ before the copy, so that both copies carry it; from the dicts just written, so its numbers are theirs
+    write_model_card(model_dir, weights_dir, metrics, run_manifest, cfg, data, task, refs, outputs, trainer)
     runs.copy_dir_atomic(model_dir, weights_dir)
     # Last: until every result is written, --resume can finish the run from its checkpoints without retraining.
     shutil.rmtree(run_dir / runs.CHECKPOINTS_DIR, ignore_errors=True)  # model/ holds the selected one

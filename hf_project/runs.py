@@ -52,6 +52,9 @@ SCATTER_FIGURE = "predicted_vs_true.png"  # regression: predicted against true t
 RELIABILITY_FIGURE = "reliability.png"  # classification: confidence against accuracy on test (calibration)
 MODEL_CARD_FILE = "README.md"  # in MODEL_DIR and weights/<dataset>/<model>/: the model card
 TENSORBOARD_DIR = "tensorboard"  # in the run directory, with --report_to tensorboard
+# manifest.json of a text run: {split: {"p50", "p95", "truncated", "max_length"}}, token lengths before truncation
+TEXT_LENGTHS = "text_lengths"
+LABEL_SET_SEPARATOR = "|"  # joins the labels of one multi-label example in predictions_test.csv (and predict.py's)
 # the figure of the test set that each task kind draws (hf_project.metrics.TASKS)
 TEST_FIGURES = {"single_label": CONFUSION_FIGURE, "multi_label": PER_LABEL_FIGURE, "regression": SCATTER_FIGURE}
 SAMPLE_INPUTS_FIGURE = "sample_inputs.png"

@@ -276,7 +276,8 @@ def without_test(data: PreparedData) -> PreparedData:
 def study_key(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, knobs: tuple[Knob, ...]) -> str:
     """What makes two searches the same study: settings, split and space, not output folders or the trial count."""
     searched = {config_field(k.name, spec.from_scratch) for k in knobs}
-    ignored = {"runs_dir", "weights_dir", "tag", "seeds", "dataloader_num_workers", "cache_dir", *searched}
+    ignored = {"runs_dir", "weights_dir", "tag", "seeds", "dataloader_num_workers", "cache_dir", "report_to",
+               *searched}
     if spec.from_scratch:  # the LSTM reads its own learning rate, and its own epochs once those are searched
         ignored |= {"learning_rate"} | ({"num_train_epochs"} if "lstm_num_train_epochs" in searched else set())
     settings = {k: v for k, v in cfg.to_dict().items()
@@ -395,6 +396,8 @@ def run_trials(
     """`n_trials` more trials through Trainer.hyperparameter_search; `data` holds train and validation only."""
     import optuna
 
+    # Trials write no TensorBoard event files: only the retrained best trial, a normal run, follows --report_to.
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, report_to="none"))
     inputs = prepare_inputs(cfg, spec, data, output_dir)
     for knob in knobs:
         # The Trainer casts each trial's value to the type it finds: `weight_decay: 0` from a YAML would turn every

@@ -10,10 +10,16 @@ resampled are the task's TABLE_METRICS (accuracy and macro-F1; micro- and macro-
                      regression: Wilcoxon signed-rank on the paired squared errors
     intervals        percentile bootstrap over test examples, `samples` resamples drawn with `seed`; a paired one
                      draws the same resamples for both models, so the interval is of the difference itself
+    several seeds    (paired_over_seeds, mean_intervals) the runs of each seed are paired with the same seed's runs;
+                     the difference is the mean of the per-seed differences, and its interval resamples the test
+                     examples jointly across seeds (one resample of the examples scores every seed's runs), so it is
+                     the interval of that mean. The combined p-value is the largest per-seed p when every seed's
+                     difference points the same way, else 1 (combine_p_values says why)
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,9 +59,19 @@ def scores(task: str, truth: np.ndarray, predicted: np.ndarray, num_labels: int 
     return {"accuracy": float(right.mean()), "macro_f1": float(f1.mean())}
 
 
-def _resamples(n: int, samples: int, seed: int) -> np.ndarray:
-    """(samples, n) row indices drawn with replacement: the same for every model compared on these n examples."""
-    return np.random.default_rng(seed).integers(0, n, size=(samples, n))
+# Row indices drawn at a time: a large test set never holds all of its resamples in memory at once.
+_CHUNK = 1 << 22
+
+
+def _resamples(n: int, samples: int, seed: int) -> Iterator[np.ndarray]:
+    """The row indices of each of `samples` resamples of n examples, drawn with replacement: the same for every model
+    compared on these n examples. Drawn in chunks, they are the rows of one (samples, n) draw all the same."""
+    rng = np.random.default_rng(seed)
+    left = samples
+    while left > 0:
+        size = min(left, max(1, _CHUNK // max(n, 1)))
+        yield from rng.integers(0, n, size=(size, n))
+        left -= size
 
 
 def _interval(values: np.ndarray) -> tuple[float, float]:
@@ -122,13 +138,79 @@ def paired_comparison(task: str, truth: np.ndarray, a: np.ndarray, b: np.ndarray
                       num_labels: int | None = None) -> PairedResult:
     """Model a against model b: each TABLE_METRICS difference a - b on the test set, its paired bootstrap interval
     (both models scored on the same resamples) and the task's paired test."""
-    truth, a, b = np.asarray(truth), np.asarray(a), np.asarray(b)
-    full_a, full_b = scores(task, truth, a, num_labels), scores(task, truth, b, num_labels)
-    draws = []
-    for i in _resamples(len(truth), samples, seed):
-        sa, sb = scores(task, truth[i], a[i], num_labels), scores(task, truth[i], b[i], num_labels)
-        draws.append({m: sa[m] - sb[m] for m in sa})
+    return paired_over_seeds(task, truth, [a], [b], samples, seed, num_labels)[0]
+
+
+def mean_intervals(task: str, truth: np.ndarray, predictions: Sequence[np.ndarray],
+                   samples: int = DEFAULT_BOOTSTRAP_SAMPLES, seed: int = 0,
+                   num_labels: int | None = None) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """A model's TABLE_METRICS averaged over its runs (one set of test predictions per seed, on the same examples)
+    and their 95% intervals: each resample of the test examples scores every run, so the interval is of the mean.
+    With one run, the intervals are bootstrap_intervals'."""
+    truth, runs = np.asarray(truth), [np.asarray(p) for p in predictions]
     metrics = TABLE_METRICS[task]
-    test, p, a_only, b_only = paired_test(task, truth, a, b)
-    return PairedResult({m: full_a[m] - full_b[m] for m in metrics},
-                        {m: _interval(np.array([d[m] for d in draws])) for m in metrics}, test, p, a_only, b_only)
+    full = [scores(task, truth, p, num_labels) for p in runs]
+    draws = np.empty((samples, len(metrics)))
+    for j, i in enumerate(_resamples(len(truth), samples, seed)):
+        each = [scores(task, truth[i], p[i], num_labels) for p in runs]
+        draws[j] = [np.mean([d[m] for d in each]) for m in metrics]
+    return ({m: float(np.mean([f[m] for f in full])) for m in metrics},
+            {m: _interval(draws[:, k]) for k, m in enumerate(metrics)})
+
+
+def direction(result: PairedResult) -> int:
+    """Which model the paired test's evidence favours: 1 for a, -1 for b, 0 for neither (McNemar: who is right alone
+    more often; Wilcoxon: whose squared errors are smaller, as the sign of the RMSE difference says)."""
+    if result.test == "mcnemar":
+        return int(np.sign((result.a_only or 0) - (result.b_only or 0)))
+    return -int(np.sign(result.differences["rmse"]))
+
+
+def combine_p_values(results: Sequence[PairedResult]) -> float:
+    """One p-value of a paired test repeated over seeds: the largest per-seed p when every seed's test favours the
+    same model (or neither), else 1.
+
+    The seeds' tests share the test examples, so they are not independent, and rules that assume independence
+    (Fisher's, Stouffer's) would overstate the evidence. The largest p is the intersection-union test of "the
+    difference shows in every seed": valid whatever the dependence between seeds, conservative by design (it asks
+    each seed to show the difference), and with one seed it is that seed's p."""
+    if len({direction(r) for r in results} - {0}) > 1:
+        return 1.0
+    return max(r.p_value for r in results)
+
+
+def paired_over_seeds(task: str, truth: np.ndarray, a: Sequence[np.ndarray], b: Sequence[np.ndarray],
+                      samples: int = DEFAULT_BOOTSTRAP_SAMPLES, seed: int = 0,
+                      num_labels: int | None = None) -> tuple[PairedResult, list[PairedResult]]:
+    """Model a against model b over seeds: a[s] and b[s] are the test predictions of seed s of each, on the same
+    examples. Returns (combined, per seed): each seed's paired_comparison, and their combination: the mean of the
+    per-seed differences, its interval from resamples of the test examples shared by every seed (each resample
+    scores all runs, and the differences are averaged before the percentiles are taken), the per-seed p-values
+    combined by combine_p_values, and the McNemar counts summed over seeds. With one seed, both are that seed's
+    paired_comparison."""
+    truth = np.asarray(truth)
+    a, b = [np.asarray(x) for x in a], [np.asarray(x) for x in b]
+    if not a or len(a) != len(b):
+        raise ValueError(f"paired_over_seeds needs one run of each model per seed: got {len(a)} and {len(b)}")
+    metrics = TABLE_METRICS[task]
+    draws = np.empty((len(a), samples, len(metrics)))  # (seed, resample, metric) differences a - b
+    for j, i in enumerate(_resamples(len(truth), samples, seed)):
+        for s, (x, y) in enumerate(zip(a, b, strict=True)):
+            sa, sb = scores(task, truth[i], x[i], num_labels), scores(task, truth[i], y[i], num_labels)
+            draws[s, j] = [sa[m] - sb[m] for m in metrics]
+    per_seed = []
+    for s, (x, y) in enumerate(zip(a, b, strict=True)):
+        full_a, full_b = scores(task, truth, x, num_labels), scores(task, truth, y, num_labels)
+        test, p, a_only, b_only = paired_test(task, truth, x, y)
+        per_seed.append(PairedResult({m: full_a[m] - full_b[m] for m in metrics},
+                                     {m: _interval(draws[s, :, k]) for k, m in enumerate(metrics)},
+                                     test, p, a_only, b_only))
+    if len(per_seed) == 1:
+        return per_seed[0], per_seed
+    counted = per_seed[0].a_only is not None
+    combined = PairedResult({m: float(np.mean([r.differences[m] for r in per_seed])) for m in metrics},
+                            {m: _interval(draws[:, :, k].mean(axis=0)) for k, m in enumerate(metrics)},
+                            per_seed[0].test, combine_p_values(per_seed),
+                            sum(r.a_only for r in per_seed) if counted else None,
+                            sum(r.b_only for r in per_seed) if counted else None)
+    return combined, per_seed

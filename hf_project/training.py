@@ -23,7 +23,7 @@ from transformers.trainer_utils import EvalLoopOutput, TrainOutput
 
 from hf_project import runs
 from hf_project.checkpoints import EpochStartRNG, training_finished
-from hf_project.config import ExperimentConfig, for_task
+from hf_project.config import TENSORBOARD, ExperimentConfig, for_task
 from hf_project.data import SPLITS, PreparedData, prepare_data
 from hf_project.device import distributed_state, on_main_process, resolve_mixed_precision, use_cpu
 from hf_project.errors import UserError
@@ -183,11 +183,33 @@ def training_arguments(
         use_cpu=use_cpu(),
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        report_to="none",
+        report_to=reporting(t.report_to),
         push_to_hub=False,
         disable_tqdm=False,
         **stage_options,
     )
+
+
+def reporting(report_to: str) -> str:
+    """--report_to as TrainingArguments takes it; a tracker that is not installed is a one-line error before the
+    Trainer's own RuntimeError."""
+    from transformers.integrations import is_tensorboard_available
+
+    if report_to == TENSORBOARD and not is_tensorboard_available():
+        raise UserError("--report_to tensorboard needs the tensorboard package: pip install tensorboard (it is in "
+                        "requirements.txt), or leave --report_to out")
+    return report_to
+
+
+def log_curves_to(trainer: Trainer, folder: Path) -> None:
+    """Point the Trainer's TensorBoard callback (--report_to tensorboard) at `folder`. transformers 5 has no
+    TrainingArguments.logging_dir: the callback takes $TENSORBOARD_LOGGING_DIR when it is made, else
+    <output_dir>/runs/<date_host>, inside the checkpoints folder that a finished run deletes."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(folder)
 
 
 @dataclass
@@ -217,6 +239,7 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     names = cfg.model.model_names
     specs = [resolve(name) for name in names]
     check_output_dirs(cfg)
+    reporting(cfg.train.report_to)  # a tracker that is not installed fails before any data loads
     with state.main_process_first():
         data = prepare_data(cfg.data, cfg.data.split_seed)
     names, specs = models_for(data.modality, names, specs)
@@ -376,11 +399,15 @@ def train_and_test(
     # This model's own peak, from preparing its inputs to its test predictions, not the process's so far.
     with PeakMemory() as peak:
         inputs = prepare_inputs(cfg, spec, data, run_dir / runs.CHECKPOINTS_DIR)
+        facts = inputs.stage.input_facts(inputs.prepared, cfg) if is_main else {}  # logged before training starts
         set_seed(cfg.train.seed)  # the initialisation must not depend on what preparing the data consumed
         model = new_model(cfg, spec, data, inputs)
         trainer = build_trainer(cfg, data, inputs, model=model)
+        log_curves_to(trainer, run_dir / runs.TENSORBOARD_DIR)
         train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
+        if cfg.train.temperature_scaling:  # on validation, before test and before a threshold tuned on its outputs
+            trainer.task = fit_temperature(trainer, inputs.prepared["validation"], data)
         if cfg.train.tune_threshold:  # on validation, before test: the threshold is part of the selected model
             trainer.task = tune_threshold(trainer, inputs.prepared["validation"], data, cfg.train.metric_for_best_model)
         test = trainer.predict(inputs.prepared["test"], metric_key_prefix="test")  # the one and only look at test
@@ -388,8 +415,22 @@ def train_and_test(
     if not is_main:
         return {}
     return write_results(
-        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, started_at
+        run_dir, cfg, spec, data, trainer, train_output, validation, test, time.time() - started, memory, started_at,
+        input_facts=facts,
     )
+
+
+def fit_temperature(trainer: ClassificationTrainer, validation: Any, data: PreparedData) -> Task:
+    """Classification: one temperature for the selected model's logits, fitted on validation predictions (saved with
+    the model, applied to every probability after: test, predictions_test.csv, the Predictor)."""
+    logits = trainer.predict(validation, metric_key_prefix="temperature").predictions
+    task = trainer.task.with_temperature(data.references("validation"), logits)
+    trainer.model.config.update(task.model_settings())
+    trainer.compute_metrics = task.compute_metrics
+    before, after = task.temperature_fit
+    logger.info("temperature fitted on validation: T = %.4g (validation NLL %.4f -> %.4f)", task.temperature, before,
+                after)
+    return task
 
 
 def tune_threshold(trainer: ClassificationTrainer, validation: Any, data: PreparedData, metric: str) -> Task:

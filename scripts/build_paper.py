@@ -3,6 +3,7 @@
 
     python scripts/build_paper.py
     python scripts/build_paper.py --dataset fortunes --runs_dir runs --out_dir paper
+    python scripts/build_paper.py --bootstrap_samples 10000 --bootstrap_seed 7     # the paired intervals' resamples
 """
 
 from __future__ import annotations

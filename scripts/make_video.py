@@ -4,6 +4,7 @@
     python scripts/make_video.py                                          # runs/ -> presentation/presentation.mp4
     python scripts/make_video.py --runs runs/fortunes --face webcam.mp4   # with the presenter in a corner
     python scripts/make_video.py --script presentation/presentation.narration.txt   # after editing the narration
+    python scripts/make_video.py --bootstrap_samples 10000 --bootstrap_seed 7       # the paired intervals' resamples
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 training: a pretrained MiniLM and the LSTM baseline, two seeds each, on one split.
 
 The test scores are computed from the written predictions by the metric functions training uses, so every number
-agrees with the files it comes from. The MiniLM's predictions are less noisy than the LSTM's: it wins on every test
+agrees with the files it comes from. Every run has the same test examples with the same truth (one split), as paired
+comparisons need. The MiniLM's predictions are less noisy than the LSTM's: it wins on every test
 metric, lowest RMSE and highest Pearson r alike.
 """
 
@@ -49,10 +50,11 @@ def write_run(run_dir: Path, task: str, dataset: str, model: str, seed: int, sel
               figures: bool) -> None:
     model_type, scratch, noise, params = MODELS[model]
     rng = np.random.default_rng([seed, len(model)])
+    truth = np.random.default_rng(2023)  # one split: the same examples and truth for every run
     names = list(DEBTAGS) if task == "multi_label" else ["log_size"]
     fake = FAKES[task]
-    test_refs, test_outputs = fake.outputs(rng, noise, names)
-    val_refs, val_outputs = fake.outputs(rng, noise, names)
+    test_refs, test_outputs = fake.outputs(rng, noise, names, truth)
+    val_refs, val_outputs = fake.outputs(rng, noise, names, truth)
     threshold = (0.4 if seed == SEEDS[0] else 0.45) if tuned else 0.5
     report = fake.report(test_refs, test_outputs, names, threshold)
     test = {k: report[k] for k in fake.metric_names}
@@ -90,9 +92,11 @@ class MultiLabelFake:
     metric_names = ("micro_f1", "macro_f1", "samples_f1", "hamming_loss", "subset_accuracy")
 
     @staticmethod
-    def outputs(rng: np.random.Generator, noise: float, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(N, K) true 0/1 labels and sigmoid probabilities that lean towards them, less so with more noise."""
-        refs = (rng.random((SIZES["test"], len(names))) < 0.35).astype(np.int64)
+    def outputs(rng: np.random.Generator, noise: float, names: list[str],
+                truth: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(N, K) true 0/1 labels (drawn from `truth`) and sigmoid probabilities that lean towards them, less so with
+        more noise."""
+        refs = (truth.random((SIZES["test"], len(names))) < 0.35).astype(np.int64)
         probs = np.clip(0.5 + (refs - 0.5) * 0.6 + rng.normal(0, noise / 2, refs.shape), 0.01, 0.99)
         return refs, probs
 
@@ -126,9 +130,10 @@ class RegressionFake:
     metric_names = ("rmse", "mae", "pearson", "spearman", "r2")
 
     @staticmethod
-    def outputs(rng: np.random.Generator, noise: float, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """True log10 sizes and predictions pulled towards their mean, plus noise."""
-        refs = rng.normal(3.0, 0.8, SIZES["test"])
+    def outputs(rng: np.random.Generator, noise: float, names: list[str],
+                truth: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """True log10 sizes (drawn from `truth`) and predictions pulled towards their mean, plus noise."""
+        refs = truth.normal(3.0, 0.8, SIZES["test"])
         return refs, 3.0 + 0.7 * (refs - 3.0) + rng.normal(0, noise, refs.shape)
 
     @staticmethod
@@ -244,3 +249,54 @@ def multi_label_runs_fixture(tmp_path_factory) -> Path:
 def regression_runs_fixture(tmp_path_factory) -> Path:
     """runs/ of package_sizes (regression of log_size, standardised): minilm and lstm, 2 seeds each."""
     return shared_task_runs(tmp_path_factory, "regression")
+
+
+# ---- hand-made runs: predictions chosen example by example -------------------------------------------------------
+
+HAND_SPLIT = "cafe0123cafe0123"
+
+
+def write_hand_run(root: Path, model: str, seed: int, truth: list, predicted: list, names: list[str],
+                   task: str = "single_label", dataset: str = "hand", split_hash: str = HAND_SPLIT,
+                   source_rows: list[int] | None = None, test_extra: dict[str, float] | None = None,
+                   manifest_extra: dict[str, Any] | None = None) -> Path:
+    """One complete run under root/runs whose test predictions are given example by example: class names
+    (single-label), label sets (multi-label) or values (regression). Its test and validation scores are the ones the
+    predictions give (hf_project.stats.scores, the table metrics). Returns runs/."""
+    from hf_project.stats import scores
+
+    run_dir = root / "runs" / dataset / model / f"20250101-000000-s{seed}"
+    if task == "regression":
+        truth_ids, predicted_ids = np.asarray(truth, dtype=float), np.asarray(predicted, dtype=float)
+        rows = [{"label": float(t), "predicted": float(p), "error": float(p) - float(t)}
+                for t, p in zip(truth, predicted, strict=True)]
+    elif task == "multi_label":
+        truth_ids = np.array([[int(n in t) for n in names] for t in truth], dtype=np.int64)
+        predicted_ids = np.array([[int(n in p) for n in names] for p in predicted], dtype=np.int64)
+        rows = [{"label": "|".join(n for n in names if n in t), "predicted": "|".join(n for n in names if n in p),
+                 "correct": set(t) == set(p)} for t, p in zip(truth, predicted, strict=True)]
+    else:
+        truth_ids = np.array([names.index(t) for t in truth])
+        predicted_ids = np.array([names.index(p) for p in predicted])
+        rows = [{"label": t, "predicted": p, "score": 0.9, "correct": t == p,
+                 **{f"p_{n}": 0.9 if n == p else 0.1 / (len(names) - 1) for n in names}}
+                for t, p in zip(truth, predicted, strict=True)]
+    test = scores(task, truth_ids, predicted_ids, len(names) if task == "single_label" else None)
+    selection = {"single_label": "macro_f1", "multi_label": "micro_f1", "regression": "rmse"}[task]
+    source_rows = source_rows if source_rows is not None else [100 + i for i in range(len(truth))]
+    runs.write_yaml(run_dir / runs.CONFIG_FILE, config_from_dict({
+        "dataset": dataset, "model": model, "task": task, "seed": seed, "metric_for_best_model": selection,
+        "label_delimiter": "|" if task == "multi_label" else None, "max_length": 64}).to_dict())
+    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, [
+        {"row": i, "source_row": source_rows[i], "input": f"text {i}", **row} for i, row in enumerate(rows)])
+    runs.write_json(run_dir / runs.LOG_HISTORY_FILE, [{"loss": 1.0, "epoch": 0.5, "step": 5},
+                                                      {"eval_loss": 0.8, "epoch": 1.0, "step": 10}])
+    runs.write_json(run_dir / runs.METRICS_FILE, {
+        "model": model, "dataset": dataset, "seed": seed, "task": task, "selection_metric": selection,
+        "validation": {"best_step": 10, "best_epoch": 1.0, **test},
+        "test": {**test, **(test_extra or {}), "num_examples": len(truth)}})
+    runs.write_json(run_dir / runs.MANIFEST_FILE, {
+        **manifest(dataset, model, seed, model == "lstm", 1_000_000, names),
+        "split_hash": split_hash, **(manifest_extra or {})})
+    runs.set_status(run_dir, runs.STATUS_COMPLETE)
+    return root / "runs"

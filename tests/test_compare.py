@@ -8,7 +8,14 @@ import shutil
 import statistics
 
 import pytest
-from task_runs import multi_label_runs_fixture, regression_runs_fixture, write_task_runs  # noqa: F401 (fixtures)
+from conftest import REPO_ROOT
+from task_runs import (  # noqa: F401 (fixtures)
+    HAND_SPLIT,
+    multi_label_runs_fixture,
+    regression_runs_fixture,
+    write_hand_run,
+    write_task_runs,
+)
 
 from hf_project import runs
 from hf_project.compare import group_runs, select_runs, table_rows, to_latex, to_markdown, write_outputs
@@ -105,9 +112,10 @@ def test_tag_filter(runs_dir, fortunes_csv, tmp_path):
 
 def test_metric_titles_cover_the_shared_metric_names():
     from hf_project.compare import METRIC_TITLES, latex_escape
-    from hf_project.metrics import ALL_METRIC_NAMES, TABLE_METRICS, TASK_METRICS, TASKS
+    from hf_project.metrics import ALL_METRIC_NAMES, CALIBRATION_METRIC_NAMES, TABLE_METRICS, TASK_METRICS, TASKS
 
-    assert set(ALL_METRIC_NAMES) | {"loss"} == set(METRIC_TITLES) and set(TABLE_METRICS) == set(TASKS)
+    assert set(ALL_METRIC_NAMES) | {"loss", *CALIBRATION_METRIC_NAMES} == set(METRIC_TITLES)
+    assert set(TABLE_METRICS) == set(TASKS)
     assert all(set(TABLE_METRICS[task]) <= set(TASK_METRICS[task]) for task in TASKS)
     # pdflatex reads the titles of the paper's tables: nothing outside ASCII may reach it unescaped
     assert all(latex_escape(title).isascii() for title in METRIC_TITLES.values())
@@ -124,7 +132,7 @@ def test_metrics_only_latex_shows_the_full_tables_cells(runs_dir):
         return [line.removesuffix(" \\\\").split(" & ") for line in body.splitlines()]
 
     full, mine = cells(to_latex(rows)), cells(short)
-    assert mine[0][:2] == ["model", "seeds"] and len(mine[0]) == 2 + 4
+    assert mine[0][:2] == ["model", "seeds"] and len(mine[0]) == 2 + 4 + ("test ECE" in mine[0])
     keep = [full[0].index(title) for title in mine[0]]
     assert [[line[i] for i in keep] for line in full] == mine
 
@@ -233,3 +241,163 @@ def test_write_outputs_plots_the_tasks_metrics(regression_runs, tmp_path, monkey
     assert {m for per_model in drawn.values() for m in per_model} == {"rmse", "pearson"}
     with open(paths["csv"]) as f:
         assert {r["task"] for r in csv.DictReader(f)} == {"regression"}
+
+
+# ---- how sure the comparison is: runs made by hand, example by example --------------------------------------------
+
+NAMES = ["a", "b", "c"]
+TRUTH = ["a"] * 10 + ["b"] * 10 + ["c"] * 10
+
+
+def one_way(errors: int = 10) -> list[str]:
+    """TRUTH with its first `errors` examples (all of class a) predicted as b."""
+    return ["b"] * errors + TRUTH[errors:]
+
+
+def compare_script(argv: list[str]) -> str:
+    """scripts/compare.py as a user runs it; returns what it printed as the table."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_script", REPO_ROOT / "scripts" / "compare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main(argv)
+
+
+def paired_of(runs_dir, **kwargs):
+    from hf_project.report import paired_by_data_set
+
+    groups = group_runs(select_runs(runs_dir))
+    rows = table_rows(groups)
+    return rows, paired_by_data_set(groups, rows, **kwargs)
+
+
+def test_ten_disagreements_one_way_are_mcnemar_p_0_00195_in_every_table(tmp_path):
+    write_hand_run(tmp_path, "minilm", 2023, TRUTH, TRUTH, NAMES)
+    runs_dir = write_hand_run(tmp_path, "lstm", 2023, TRUTH, one_way(), NAMES)
+    rows, paired = paired_of(runs_dir, samples=200)
+    ((lstm, minilm),) = [p.comparisons for p in paired]
+    assert paired[0].winner == "minilm" and minilm.is_winner and not minilm.paired
+    assert (lstm.combined.a_only, lstm.combined.b_only) == (0, 10)
+    assert lstm.combined.p_value == pytest.approx(0.001953125)
+    assert lstm.advantage("accuracy")[0] == pytest.approx(1 / 3) and lstm.advantage("accuracy")[1][0] > 0
+    paths = write_outputs(rows, group_runs(select_runs(runs_dir)), tmp_path / "out", paired)
+    markdown, latex = paths["markdown"].read_text(), paths["latex"].read_text()
+    assert markdown.count("0.00195") == 1 and "| McNemar p |" in markdown and "200 bootstrap resamples" in markdown
+    assert "−33.3 [" in markdown and markdown.count(" — |") == 3  # the winner's differences and p: dashes
+    assert "McNemar $p$" in latex and "0.00195" in latex and latex.isascii()
+    with open(paths["csv"]) as f:
+        written = {r["model"]: r for r in csv.DictReader(f)}
+    assert float(written["lstm"]["p_value"]) == pytest.approx(0.001953125) and written["lstm"]["vs"] == "minilm"
+    assert float(written["lstm"]["delta_accuracy"]) == pytest.approx(-1 / 3) and written["minilm"]["p_value"] == ""
+    assert written["lstm"]["only_winner_right"] == "10" and written["lstm"]["bootstrap_samples"] == "200"
+
+
+def test_identical_predictions_give_p_1_and_an_interval_of_0(tmp_path):
+    write_hand_run(tmp_path, "minilm", 2023, TRUTH, one_way(4), NAMES)
+    runs_dir = write_hand_run(tmp_path, "lstm", 2023, TRUTH, one_way(4), NAMES)
+    rows, paired = paired_of(runs_dir)
+    other = next(c for c in paired[0].comparisons if not c.is_winner)
+    assert other.combined.p_value == 1.0
+    assert other.combined.intervals == {"macro_f1": (0.0, 0.0), "accuracy": (0.0, 0.0)}
+    assert "+0.0 [+0.0, +0.0]" in to_markdown(rows, paired=paired)
+
+
+def test_two_reruns_give_byte_identical_tables(tmp_path):
+    for seed in (2023, 2024):
+        write_hand_run(tmp_path, "minilm", seed, TRUTH, one_way(seed - 2021), NAMES)
+        write_hand_run(tmp_path, "lstm", seed, TRUTH, one_way(8) if seed == 2023 else ["c"] * 5 + TRUTH[5:], NAMES)
+    runs_dir = str(tmp_path / "runs")
+    outputs = []
+    for out in ("first", "second"):
+        printed = compare_script(["--runs_dir", runs_dir, "--out_dir", str(tmp_path / out), "--bootstrap_samples",
+                                  "300"])
+        outputs.append((printed, *((tmp_path / out / name).read_bytes()
+                                   for name in ("comparison.csv", "comparison.md", "comparison.tex"))))
+    assert outputs[0] == outputs[1]
+    markdown = outputs[0][2].decode()
+    assert "300 bootstrap resamples" in markdown and "(bootstrap seed 2023)" in markdown
+    assert "| seed 2023 |" in markdown and "| seed 2024 |" in markdown  # the per-seed results under the combined
+    other = compare_script(["--runs_dir", runs_dir, "--out_dir", str(tmp_path / "other"), "--bootstrap_samples",
+                            "300", "--bootstrap_seed", "7"])
+    assert "(bootstrap seed 7)" in other and other != outputs[0][0]
+
+
+def test_mixed_splits_and_misaligned_test_rows_are_refused(tmp_path):
+    from hf_project.report import compare_with_winner
+
+    write_hand_run(tmp_path, "minilm", 2023, TRUTH, TRUTH, NAMES)
+    runs_dir = write_hand_run(tmp_path, "lstm", 2023, TRUTH, one_way(), NAMES, split_hash="0000aaaa0000aaaa")
+    groups = group_runs(select_runs(runs_dir), allow_mixed_splits=True)
+    with pytest.raises(UserError, match="2 different splits.*a paired comparison needs one test set"):
+        compare_with_winner(groups, table_rows(groups))
+    assert paired_of_mixed(groups) == []  # compare --allow_mixed_splits: the table, without paired numbers
+    moved = write_hand_run(tmp_path / "moved", "lstm", 2023, TRUTH, one_way(), NAMES,
+                           source_rows=[100 + (i + 1) % 30 for i in range(30)])
+    write_hand_run(tmp_path / "moved", "minilm", 2023, TRUTH, TRUTH, NAMES)
+    groups = group_runs(select_runs(moved))
+    with pytest.raises(UserError, match=f"same split {HAND_SPLIT}.*same test examples in the same order") as error:
+        compare_with_winner(groups, table_rows(groups))
+    assert "\n" not in str(error.value)
+
+
+def paired_of_mixed(groups):
+    from hf_project.report import paired_by_data_set
+
+    return paired_by_data_set(groups, table_rows(groups), allow_mixed_splits=True)
+
+
+def test_models_without_a_common_seed_are_not_paired(tmp_path):
+    write_hand_run(tmp_path, "minilm", 2023, TRUTH, TRUTH, NAMES)
+    runs_dir = write_hand_run(tmp_path, "lstm", 2024, TRUTH, one_way(), NAMES)
+    rows, paired = paired_of(runs_dir, samples=50)
+    lstm = paired[0].of("lstm")
+    assert not lstm.paired and lstm.paired_seeds == () and lstm.intervals["accuracy"][1] < 1
+    assert "no common seed" in to_markdown(rows, paired=paired)
+
+
+def test_ece_column_only_when_the_runs_record_it(tmp_path):
+    write_hand_run(tmp_path / "old", "minilm", 2023, TRUTH, TRUTH, NAMES)
+    old = write_hand_run(tmp_path / "old", "lstm", 2023, TRUTH, one_way(), NAMES)
+    assert "ECE" not in to_markdown(table_rows(group_runs(select_runs(old))))
+    write_hand_run(tmp_path / "new", "minilm", 2023, TRUTH, TRUTH, NAMES, test_extra={"ece": 0.05, "brier": 0.1,
+                                                                                     "nll": 0.2})
+    new = write_hand_run(tmp_path / "new", "lstm", 2023, TRUTH, one_way(), NAMES, test_extra={"ece": 0.02})
+    rows = table_rows(group_runs(select_runs(new)))
+    assert [r["model"] for r in rows if "test_ece" in r["best"]] == ["lstm"]  # the lowest ECE is the best
+    markdown = to_markdown(rows)
+    assert "| test ECE " in markdown and "**0.0200**" in markdown and "lowest for ECE" in markdown
+    assert "test ECE" in to_latex(rows, metrics_only=True)
+    # runs before the metric beside runs with it: the column stays, "-" for the older runs
+    mixed = write_hand_run(tmp_path / "new", "bert", 2023, TRUTH, one_way(3), NAMES)
+    rows = table_rows(group_runs(select_runs(mixed)))
+    assert next(r for r in rows if r["model"] == "bert")["test_ece_mean"] is None
+    assert cell_of(rows, "bert", "test_ece") == "-"
+
+
+def cell_of(rows, model, key):
+    from hf_project.compare import cell
+
+    return cell(next(r for r in rows if r["model"] == model), key)[0]
+
+
+@pytest.mark.parametrize("task", ["multi_label", "regression"])
+def test_paired_scores_are_the_runs_own_metrics(task, multi_label_runs, regression_runs):
+    """The scores recomputed from each run's predictions are those of its metrics.json; the test is the task's."""
+    from hf_project.report import build_report
+
+    report = build_report(multi_label_runs if task == "multi_label" else regression_runs, bootstrap_samples=100)
+    paired = report.paired
+    assert paired.test == ("mcnemar" if task == "multi_label" else "wilcoxon") and paired.winner == "minilm"
+    for comparison, row in zip(paired.comparisons, report.rows, strict=True):
+        assert comparison.model == row["model"] and comparison.seeds == (2023, 2024)
+        for metric in paired.metrics:
+            assert comparison.scores[metric] == pytest.approx(row[f"test_{metric}_mean"])
+            low, high = comparison.intervals[metric]
+            assert low <= row[f"test_{metric}_mean"] <= high
+    lstm = paired.of("lstm")
+    assert lstm.paired_seeds == (2023, 2024) and len(lstm.per_seed) == 2
+    gap, (low, high) = lstm.advantage(paired.metric)
+    assert gap > 0 and low < high  # minilm is the better model: a higher micro-F1, a lower RMSE
+    markdown = to_markdown(report.rows, paired=[paired])
+    assert ("Wilcoxon p" if task == "regression" else "McNemar p") in markdown

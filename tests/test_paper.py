@@ -145,7 +145,8 @@ def test_results_table_numbers_are_the_runs_metrics(project, tiny_bert):
             assert mean == pytest.approx(statistics.mean(values), abs=5e-5)
             assert std == pytest.approx(statistics.stdev(values), abs=5e-5)
             checked += 1
-    assert checked == 2 * 4
+    assert checked == 2 * len(header[2:]) and header[2:6] == ["val macro-F1", "val acc", "test macro-F1", "test acc"]
+    assert header[6:] in ([], ["test ECE"])  # the calibration column, when the runs record it
 
 
 def test_generated_text_states_the_winner_and_the_setup(project):
@@ -167,6 +168,14 @@ def test_generated_text_states_the_winner_and_the_setup(project):
     assert r"\ref{fig:samples} shows a few training texts" in dataset and "Training texts of" in dataset
     assert "input & $\\leq$32 tokens & $\\leq$32 tokens" in training and "LSTM vocabulary" in training
     assert TEXT_WORDS.search(setup_words(project / "paper"))  # the check the image and audio papers must pass
+    # how sure the verdict is: the winner paired with the other model on the same test examples, Table tab:paired
+    paired = re.search(r"Paired on the same (\d+) test examples \(Table~\\ref\{tab:paired\}; 1,000 bootstrap "
+                       r"resamples drawn with seed 2023\), (.*?) (beats|trails|ties with) (.*?) (by [\d.]+ points of "
+                       r"macro-F1, )?(95\\% CI \[[^]]+\]), McNemar \$p [=<] ?[\d.]+\$ \(the mean over the 2 seeds both "
+                       r"ran; per-seed \$p\$ [\d.]+ and [\d.]+, combined as the largest\)", results)
+    assert paired, results.splitlines()[0]
+    assert "\\label{tab:paired}" in results and "(\\texttt{-{}-bootstrap\\_samples}" in results
+    assert "\\quad seed 2023" in results and "\\quad seed 2024" in results
     assert r"\authornote{" in (project / "paper" / "paper.tex").read_text()
 
 
@@ -342,3 +351,33 @@ def test_multi_label_and_regression_papers_speak_of_their_task(task, multi_label
         assert "Debtags Multi-Label Classification" in body and "Test F1 of each label for minilm" in body
         refs = " ".join(" ".join(texts[start:]).split())
         assert "Debtags: faceted classification of Debian packages" in refs
+
+
+def test_text_lengths_are_stated_when_the_manifest_has_them(tmp_path):
+    from task_runs import write_hand_run
+
+    from hf_project.paper.content import preprocessing_section
+    from hf_project.report import report_of
+
+    truth = ["a", "b"] * 5
+    lengths = {"train": {"p50": 18, "p95": 61, "truncated": 0.0312, "max_length": 64},
+               "test": {"p50": 17, "p95": 58, "truncated": 0.02, "max_length": 64}}
+    write_hand_run(tmp_path / "with", "minilm", 2023, truth, truth, ["a", "b"],
+                   manifest_extra={runs.TEXT_LENGTHS: lengths})
+    text = preprocessing_section(report_of([str(tmp_path / "with")]))
+    assert ("Under the tokenizer of minilm, training texts have a median of 18 tokens (95th percentile 61); 3.1\\% of "
+            "them are cut at the maximum length of 64 tokens.") in text
+    write_hand_run(tmp_path / "without", "minilm", 2023, truth, truth, ["a", "b"])
+    assert "median" not in preprocessing_section(report_of([str(tmp_path / "without")]))
+
+
+def test_bootstrap_settings_reach_the_paper_and_are_stated(regression_runs, tmp_path):
+    out = tmp_path / "paper"
+    build_paper(PaperArguments(runs_dir=str(regression_runs), out_dir=str(out), no_compile=True,
+                               bootstrap_samples=50, bootstrap_seed=7))
+    results = (out / "generated" / "results.tex").read_text()
+    assert "50 bootstrap resamples drawn with seed 7" in results and "Intervals: 50 resamples" in results
+    assert "Wilcoxon signed-rank (squared errors) $p" in results and "minilm beats lstm by" in results
+    with pytest.raises(UserError, match="--bootstrap_samples 0"):
+        build_paper(PaperArguments(runs_dir=str(regression_runs), out_dir=str(out), no_compile=True,
+                                   bootstrap_samples=0))

@@ -22,7 +22,7 @@ from hf_project.config import parse_args
 from hf_project.data import prepare_data
 from hf_project.data.splits import make_split
 from hf_project.inference import Predictor, run_test_examples
-from hf_project.metrics import multi_label_scores, regression_scores
+from hf_project.metrics import calibration_scores, multi_label_scores, regression_scores
 from hf_project.modalities.files import label_tensor
 from hf_project.report import build_report
 from hf_project.search import parse_search_args, run_search
@@ -121,7 +121,9 @@ def test_multi_label_run_honours_the_contract(multi_runs, model):
     predicted = np.array([[name in r["predicted"].split(LABEL_SET_SEPARATOR) for name in labels] for r in rows])
     np.testing.assert_array_equal(predicted, probs >= 0.5)
     assert metrics["test"] == pytest.approx({**multi_label_scores(truth, predicted), "loss": metrics["test"]["loss"],
-                                             "num_examples": len(rows)})
+                                             **calibration_scores(truth, probs, "multi_label"),
+                                             "num_examples": len(rows)}, abs=1e-6)
+    assert (run_dir / runs.FIGURES_DIR / runs.RELIABILITY_FIGURE).is_file()
     assert [r["correct"] == "True" for r in rows] == [bool((t == p).all()) for t, p in zip(truth, predicted,
                                                                                           strict=True)]
     # class_balance.csv counts the rows carrying each label; test's column agrees with the predictions file
@@ -212,6 +214,7 @@ def test_regression_run_honours_the_contract(reg_runs, model):
     metrics = check_contract(run_dir, "regression", runs.SCATTER_FIGURE)
     assert not (run_dir / runs.CONFUSION_FILE).exists()
     assert not (run_dir / runs.FIGURES_DIR / runs.CONFUSION_FIGURE).exists()
+    assert not (run_dir / runs.FIGURES_DIR / runs.RELIABILITY_FIGURE).exists()  # no probabilities to calibrate
     assert metrics["selection_metric"] == "rmse" and set(metrics["test"]) == {"loss", "rmse", "mae", "pearson",
                                                                              "spearman", "r2", "num_examples"}
     rows = rows_of(run_dir)

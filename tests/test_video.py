@@ -85,6 +85,10 @@ def test_full_narration_fits_five_minutes(runs_dir):
     results = next(s for s in slides if s.key == "results").narration
     best = max(ctx.rows, key=lambda r: r["test_macro_f1_mean"])
     assert best["model"] in results and f"{best['test_macro_f1_mean']:.2f}" in results  # the runs' own number
+    # how sure: the winner against the runner-up on the same test examples, from the report's paired comparison
+    runner = ctx.verdict.runner_up["model"]
+    assert f"Compared example by example on the same test set, {best['model']} is ahead of {runner}" in results
+    assert "the 95 percent interval runs from" in results and "McNemar's test gives a p-value of" in results
 
 
 def test_face_in_the_corner_for_the_whole_video(runs_dir, tmp_path):
@@ -231,11 +235,18 @@ def test_multi_label_and_regression_videos_speak_of_their_task(task, multi_label
         best = min(report.rows, key=lambda r: r["test_rmse_mean"])
         assert f"minilm has the lowest test RMSE, {best['test_rmse_mean']:.2f}" in drafted["results"]
         assert "its true log_size across" in drafted["errors"] and "predicted values equal" in drafted["notebook"]
+        assert "minilm is ahead of lstm by" in drafted["results"] and "Wilcoxon signed-rank test" in drafted["results"]
+        assert video.collect_runs([str(runs_dir)], None, 40, 7).paired.samples == 40  # make_video's flags
+        line = video.slides.paired_line(report.paired, report.paired.of("lstm"))
+        assert line.startswith("minilm ahead of lstm: ") and " lower RMSE, 95% CI [" in line
+        assert "(mean of 2 seeds), Wilcoxon p = " in line
     else:
         assert slides[0].title == "Text multi-label classification on debtags"
         assert drafted["data"].startswith("The task is to tag each text with any of 4 labels")
         assert "minilm has the best test micro-F1" in drafted["results"] and "subset accuracy" in drafted["results"]
-        assert "reaches 0.4, a threshold tuned on validation" in drafted["labels"]
+        assert "points of micro-F1; the 95 percent interval" in drafted["results"] and "McNemar" in drafted["results"]
+        threshold = report.winner.best_run.threshold["value"]  # the seed best on validation: 0.4 or 0.45
+        assert f"reaches {threshold:g}, a threshold tuned on validation" in drafted["labels"]
         assert "Here are a few training texts, as" in drafted["samples"]
     folder = tmp_path / "slides"
     video.render_slides(report, slides, folder, 640, 360)

@@ -243,3 +243,85 @@ def regression_report(references: np.ndarray, predictions: np.ndarray, bins: int
                      "rmse": float(np.sqrt(np.mean(error ** 2))), "mae": float(np.mean(np.abs(error))),
                      "bias": float(np.mean(error))})
     return {**regression_scores(refs, preds), "per_class": rows}
+
+
+# ---- calibration -----------------------------------------------------------------------------------------------
+# How far a classifier's probabilities can be taken at their word, on test (and for --temperature_scaling, on
+# validation). A regression has no probabilities: none of this applies to it.
+
+CALIBRATION_BINS = 15  # equal-width bins of [0, 1], as in Guo et al. (2017), "On calibration of modern neural networks"
+PROBABILITY_FLOOR = 1e-12  # log(0) guard of the NLL
+
+
+def calibration_pairs(references: Any, probabilities: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """What calibration compares: (stated probability, outcome 0/1) per prediction. Single-label: the confidence (the
+    largest class probability) against whether the most probable class is the true one. Multi-label: every (example,
+    label) pair is one binary prediction, its sigmoid probability against whether the label is on."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if task == "single_label":
+        refs = np.asarray(references).astype(np.int64).reshape(-1)
+        _check_probabilities(refs, probs, (len(refs), probs.shape[-1]))
+        return probs.max(axis=-1), (probs.argmax(axis=-1) == refs).astype(np.float64)
+    if task == "multi_label":
+        refs = np.asarray(references, dtype=np.float64)
+        _check_probabilities(refs, probs, refs.shape)
+        return probs.reshape(-1), refs.reshape(-1)
+    raise ValueError(f"calibration needs class probabilities: a {task} task has none")
+
+
+def _check_probabilities(references: np.ndarray, probabilities: np.ndarray, shape: tuple[int, ...]) -> None:
+    """`shape`: the (N, K) the references call for."""
+    if probabilities.ndim != 2 or probabilities.shape != tuple(shape):
+        raise ValueError(f"references {references.shape} do not fit probabilities {probabilities.shape}")
+    if len(references) == 0:
+        raise ValueError("Cannot compute metrics on zero examples")
+
+
+def reliability_bins(confidences: np.ndarray, outcomes: np.ndarray, bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Per equal-width bin of [0, 1] (bin m holds (m/bins, (m+1)/bins], the first one 0 too): its edges, number of
+    predictions, their mean confidence and their mean outcome (accuracy, or the fraction of labels on); empty bins
+    have mean NaN. `ece` is the sum over bins of |mean outcome - mean confidence| x the bin's share of predictions."""
+    conf, hit = np.asarray(confidences, dtype=np.float64), np.asarray(outcomes, dtype=np.float64)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.digitize(conf, edges[1:-1], right=True)  # edges[m] < conf <= edges[m + 1]
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(index, weights=conf, minlength=bins) / counts
+        mean_hit = np.bincount(index, weights=hit, minlength=bins) / counts
+    filled = counts > 0
+    ece = float(np.sum(np.abs(mean_hit[filled] - mean_conf[filled]) * counts[filled]) / counts.sum())
+    return {"edges": edges.tolist(), "count": counts.tolist(),
+            "confidence": mean_conf.tolist(), "accuracy": mean_hit.tolist(), "ece": ece}
+
+
+def expected_calibration_error(confidences: np.ndarray, outcomes: np.ndarray, bins: int = CALIBRATION_BINS) -> float:
+    """ECE over `bins` equal-width confidence bins (reliability_bins)."""
+    return reliability_bins(confidences, outcomes, bins)["ece"]
+
+
+def calibration_scores(references: Any, probabilities: np.ndarray, task: str) -> dict[str, float]:
+    """CALIBRATION_METRIC_NAMES of a classifier's probabilities (`task`: single_label or multi_label); lower is better.
+
+    single_label (probabilities (N, K), references the class ids):
+        ece    over 15 equal-width bins of the confidence (largest probability) against accuracy (argmax == label)
+        brier  the multi-class Brier score of Brier (1950): the mean over examples of sum_k (p_k - onehot_k)^2,
+               in [0, 2] (not divided by K)
+        nll    the mean of -log p[label], p clipped at 1e-12
+    multi_label (probabilities and references (N, K)): every (example, label) pair is one binary prediction of its
+    sigmoid probability p against y in {0, 1}:
+        ece    over 15 equal-width bins of p against the fraction of pairs whose label is on
+        brier  the binary Brier score, the mean of (p - y)^2 over the N x K pairs, in [0, 1]
+        nll    the binary cross-entropy, the mean of -(y log p + (1 - y) log(1 - p)), p clipped to [1e-12, 1 - 1e-12]
+    """
+    confidences, outcomes = calibration_pairs(references, probabilities, task)
+    probs = np.asarray(probabilities, dtype=np.float64)
+    if task == "single_label":
+        refs = np.asarray(references).astype(np.int64).reshape(-1)
+        onehot = np.eye(probs.shape[1])[refs]
+        brier = np.mean(np.sum((probs - onehot) ** 2, axis=1))
+        nll = -np.mean(np.log(np.clip(probs[np.arange(len(refs)), refs], PROBABILITY_FLOOR, 1.0)))
+    else:
+        p = np.clip(confidences, PROBABILITY_FLOOR, 1.0 - PROBABILITY_FLOOR)
+        brier = np.mean((confidences - outcomes) ** 2)
+        nll = -np.mean(outcomes * np.log(p) + (1.0 - outcomes) * np.log(1.0 - p))
+    return {"ece": expected_calibration_error(confidences, outcomes), "brier": float(brier), "nll": float(nll)}

@@ -70,6 +70,10 @@ class ModalityStage(Protocol):
     """The datasets feature type of a column holding this modality's inputs (datasets.Image, datasets.Audio): a
     dataset with such a column is of this modality. None for text, the modality of plain columns."""
 
+    PIPELINE_TAG: str
+    """The Hugging Face task of a classifier of this modality (text-classification, ...): the model card's
+    `pipeline_tag`."""
+
     # ---- data -----------------------------------------------------------------------------------------------------
 
     def load_folder(self, root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
@@ -92,6 +96,12 @@ class ModalityStage(Protocol):
 
     def prepare(self, data: PreparedData, processor: Any, cfg: ExperimentConfig) -> DatasetDict:
         """train / validation / test ready for the Trainer; augmentation, if any, on train only."""
+        ...
+
+    def input_facts(self, prepared: DatasetDict, cfg: ExperimentConfig) -> dict[str, Any]:
+        """What manifest.json records of the prepared inputs, keyed by manifest entry (text: runs.TEXT_LENGTHS, the
+        token lengths per split and the share truncated at max_length); empty for inputs of one fixed size. Logs
+        them, and warns when the inputs lose much to the settings."""
         ...
 
     def collator(self, processor: Any) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:

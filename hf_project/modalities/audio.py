@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SPLITS_BATCHES = False  # every clip is cut or padded to max_duration_s: nothing to pad
+PIPELINE_TAG = "audio-classification"  # the Hugging Face task of an audio classifier: model cards
 TRAINER_OPTIONS = {"remove_unused_columns": False}  # the transforms read "row"/"label"/"audio" themselves
 INPUT_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aiff", ".aif")
 FEATURE = datasets.Audio
@@ -439,6 +440,10 @@ def collate(features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         else:
             batch[key] = torch.nn.utils.rnn.pad_sequence(values, batch_first=True).float()
     return batch
+
+
+def input_facts(prepared: DatasetDict, cfg: ExperimentConfig) -> dict[str, Any]:
+    return {}  # every clip is cut or padded to max_duration_s: no length facts
 
 
 def collator(processor: Any) -> Any:

@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 # set_transform builds pixel_values/input_features from the "image" column: the Trainer must not drop it first
 SPLITS_BATCHES = False  # every image has the processor's size: nothing to pad
+PIPELINE_TAG = "image-classification"  # the Hugging Face task of an image classifier: model cards
 TRAINER_OPTIONS = {"remove_unused_columns": False}
 INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 FEATURE = datasets.Image
@@ -270,6 +271,10 @@ def prepare(data: PreparedData, processor: Any, cfg: ExperimentConfig) -> Datase
     for split, ds in data.splits.items():
         prepared[split] = ds.with_transform(make_transform(processor, cfg, train=split == "train"))
     return DatasetDict(prepared)
+
+
+def input_facts(prepared: DatasetDict, cfg: ExperimentConfig) -> dict[str, Any]:
+    return {}  # every image is resized to one size: no length facts
 
 
 def collator(processor: Any) -> Callable[[list[dict]], dict[str, torch.Tensor]]:

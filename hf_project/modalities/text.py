@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from datasets import Dataset, DatasetDict, Features, Value, load_from_disk
 from transformers import AutoTokenizer, DataCollatorWithPadding, PreTrainedTokenizerBase
@@ -32,9 +33,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = "1"  # bump when the tokenised layout changes
+CACHE_VERSION = "2"  # bump when the tokenised layout changes (2: the FULL_LENGTH column)
 TEXT_PAIR = "text_pair"  # the column of a sentence pair's second text (--text_pair_column) in every prepared split
 PAIR_SEPARATOR = " ||| "  # between the two texts of a pair where one string names the input (predictions CSV)
+FULL_LENGTH = "full_length"  # tokenised column: each text's token count before truncation at max_length
+TRUNCATION_WARNING = 0.1  # warn when more than this share of the training texts is truncated
 
 
 def tokenizer_hash(tokenizer: PreTrainedTokenizerBase) -> str:
@@ -70,9 +73,21 @@ def tokenize(
         return load_from_disk(str(target))
 
     def encode(batch: dict) -> dict:
-        # a pair is truncated longest first (truncation=True), the way run_glue truncates
-        enc = tokenizer(batch["text"], batch[TEXT_PAIR] if pairs else None, truncation=True, max_length=max_length)
+        firsts, seconds = batch["text"], batch[TEXT_PAIR] if pairs else None
+        # Untruncated first, for the length facts (input_facts); only the texts that are too long are encoded again,
+        # truncated: below max_length truncation changes nothing. verbose=False: no "longer than the maximum" warning.
+        enc = tokenizer(firsts, seconds, truncation=False, verbose=False)
+        full = [len(ids) for ids in enc["input_ids"]]
+        long = [i for i, n in enumerate(full) if n > max_length]
+        if long:
+            # a pair is truncated longest first (truncation=True), the way run_glue truncates
+            cut = tokenizer([firsts[i] for i in long], [seconds[i] for i in long] if pairs else None, truncation=True,
+                            max_length=max_length)
+            for key in enc:
+                for j, i in enumerate(long):
+                    enc[key][i] = cut[key][j]
         enc["length"] = [len(ids) for ids in enc["input_ids"]]
+        enc[FULL_LENGTH] = full
         return enc
 
     logger.info("tokenising (max_length %d) into cache %s", max_length, target)
@@ -89,6 +104,7 @@ def tokenize(
 
 
 SPLITS_BATCHES = True  # batches of token sequences pad to their longest: --batching split cuts them
+PIPELINE_TAG = "text-classification"  # the Hugging Face task of a text classifier (or regressor): model cards
 TRAINER_OPTIONS = {"length_column_name": "length"}  # --batching group turns on transformers' group_by_length
 INPUT_SUFFIXES: tuple[str, ...] = ()  # texts come many to a table file, not one to a file
 FEATURE = None  # any column that is not an image or audio column holds text
@@ -206,6 +222,29 @@ def load_processor(spec: ModelSpec, data: PreparedData, cfg: ExperimentConfig) -
 
 def prepare(data: PreparedData, tokenizer: PreTrainedTokenizerBase, cfg: ExperimentConfig) -> DatasetDict:
     return tokenize(data.splits, tokenizer, cfg.data.max_length, data.split["hash"], cfg.data.cache_dir)
+
+
+def input_facts(prepared: DatasetDict, cfg: ExperimentConfig) -> dict[str, Any]:
+    """runs.TEXT_LENGTHS: per split, the median and 95th percentile of the token length before truncation (values
+    that occur: 95% of the texts have at most p95 tokens) and the share of texts longer than max_length, which
+    truncation cut. Logged, with a warning when more than TRUNCATION_WARNING of the training texts were cut."""
+    max_length = cfg.data.max_length
+    facts = {}
+    for split, ds in prepared.items():
+        lengths = np.asarray(ds[FULL_LENGTH] if FULL_LENGTH in ds.column_names else ds["length"])
+        if not len(lengths):
+            continue
+        p50, p95 = np.percentile(lengths, [50, 95], method="inverted_cdf")
+        facts[split] = {"p50": int(p50), "p95": int(p95), "truncated": round(float(np.mean(lengths > max_length)), 4),
+                        "max_length": max_length}
+    logger.info("token lengths before truncation at %d: %s", max_length, "; ".join(
+        f"{split} median {f['p50']}, p95 {f['p95']}, {f['truncated']:.1%} truncated" for split, f in facts.items()))
+    train = facts.get("train", {}).get("truncated", 0.0)
+    if train > TRUNCATION_WARNING:
+        logger.warning("%.1f%% of the training texts are longer than --max_length %d tokens and lose their end "
+                       "(95%% have at most %d tokens): consider a larger --max_length", 100 * train, max_length,
+                       facts["train"]["p95"])
+    return {runs.TEXT_LENGTHS: facts}
 
 
 def collator(tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:

@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hf_project import plots, runs
+from hf_project.config import DEFAULT_SEED
 from hf_project.errors import UserError
 from hf_project.paper import content
 from hf_project.report import Report, Run, build_report, validation_curves
+from hf_project.stats import DEFAULT_BOOTSTRAP_SAMPLES
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,10 @@ class PaperArguments:
     overwrite_template: bool = field(
         default=False, metadata={"help": "Rewrite paper.tex and references.bib from the templates (your edits go)."})
     no_compile: bool = field(default=False, metadata={"help": "Write the sources only, do not run pdflatex."})
+    bootstrap_samples: int = field(default=DEFAULT_BOOTSTRAP_SAMPLES, metadata={
+        "help": "Bootstrap resamples of the test examples behind the 95 percent intervals of the paired comparisons."})
+    bootstrap_seed: int = field(default=DEFAULT_SEED, metadata={
+        "help": "Seed of the bootstrap resamples (the same seed gives the same intervals)."})
 
 
 def check_toolchain() -> None:
@@ -59,7 +65,7 @@ def build_paper(args: PaperArguments) -> Path:
     if not args.no_compile:
         check_toolchain()  # before any work: a missing tool is the cheapest error to report
     models = [m.strip() for m in args.model.split(",")] if args.model else None
-    report = build_report(args.runs_dir, args.dataset, models, args.tag)
+    report = build_report(args.runs_dir, args.dataset, models, args.tag, args.bootstrap_samples, args.bootstrap_seed)
     out = Path(args.out_dir)
     write_sources(report, out, args.overwrite_template)
     if args.no_compile:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hf_project import plots
-from hf_project.compare import latex_escape, to_latex
+from hf_project import plots, runs
+from hf_project.compare import TEST_RULES, latex_escape, p_text, paired_latex, stat_text, to_latex
 from hf_project.metrics import greater_is_better
 from hf_project.report import (
     METRIC_TITLES,
     PROPORTIONS,
+    Comparison,
     Group,
+    PairedComparisons,
     Report,
     Run,
     fmt_params,
@@ -366,6 +368,20 @@ def preprocessing_section(report: Report) -> str:
     return "\\subsection{Pre-processing}\n" + " ".join(p for p in parts if p) + "\n"
 
 
+def text_length_sentence(report: Report) -> str:
+    """How long the texts are in tokens and how many max_length cuts, from the reference run's manifest (its
+    `text_lengths`, per split: p50, p95, the share truncated and max_length); '' for runs that do not record it."""
+    lengths = report.reference.manifest.get(runs.TEXT_LENGTHS) or {}
+    split = "train" if "train" in lengths else next(iter(sorted(lengths)), None)
+    if split is None:
+        return ""
+    found = lengths[split]
+    which = "training" if split == "train" else tex(split)
+    return (f"Under the tokenizer of {tex(report.reference.metrics['model'])}, {which} texts have a median of "
+            f"{found['p50']:,} tokens (95th percentile {found['p95']:,}); {100 * found['truncated']:.1f}\\% of them "
+            f"are cut at the maximum length of {found['max_length']:,} tokens.")
+
+
 def text_preprocessing(report: Report, pretrained: list[Group], scratch: list[Group]) -> list[str]:
     cfg = report.reference.settings()
     batching = BATCHING.get(cfg.get("batching"), "")
@@ -378,6 +394,7 @@ def text_preprocessing(report: Report, pretrained: list[Group], scratch: list[Gr
         f"The LSTM learns a word-level vocabulary (at most {cfg.get('lstm_vocab_size'):,} words) from the training "
         f"split only, so no word of the validation or test sets leaks into it, and reads at most "
         f"{cfg.get('max_length')} tokens (words and punctuation marks) of a text." if scratch else "",
+        text_length_sentence(report),
     ]
 
 
@@ -634,6 +651,62 @@ def results_table(report: Report) -> str:
         "column is in bold.")).rstrip("\n")
 
 
+def paired_table(report: Report) -> str:
+    """compare's paired table of the report (compare.paired_latex), with the paper's caption and label."""
+    paired = report.paired
+    points = any(m in PROPORTIONS for m in paired.metrics)
+    several = any(len(c.paired_seeds) > 1 for c in paired.comparisons)
+    caption = (f"Each model against the winner, {tex(paired.winner)}, on the same {paired.num_examples:,} test "
+               f"examples: test scores and differences ($\\Delta$ = model $-$ {tex(paired.winner)}), with their 95\\% "
+               "bootstrap intervals in brackets"
+               + ("; accuracy and F1 in points ($\\times$100)" if points else "")
+               + f". Intervals: {paired.samples:,} resamples of the test examples drawn with seed {paired.seed} "
+               "(\\texttt{-{}-bootstrap\\_samples}, \\texttt{-{}-bootstrap\\_seed}). "
+               f"$p$: {TEST_RULES[paired.task]}"
+               + ("; over several seeds, runs are paired by seed, $\\Delta$ is the mean of the per-seed differences "
+                  "and $p$ the largest per-seed $p$ when every seed favours the same model (else 1)" if several else "")
+               + ".")
+    return paired_latex(paired, caption=caption, label="tab:paired", placement="tbp").rstrip("\n")
+
+
+def paired_sentence(paired: PairedComparisons, c: Comparison) -> str:
+    """'W beats B by x points of macro-F1, 95% CI [l, u], McNemar p = ...': the winner's paired advantage over one
+    model, in the direction of the metric (a lower RMSE beats a higher one)."""
+    metric, winner, model = paired.metric, tex(paired.winner), tex(c.model)
+    if not c.paired:
+        return f"{model} shares no seed with {winner}, so the two cannot be paired."
+    gap, (low, high) = c.advantage(metric)  # positive: the winner is better (a lower RMSE, a higher F1)
+    if gap < 0:  # the winner on all seeds is behind on the seeds both ran: the amount and interval of its lag
+        low, high = -high, -low
+    amount = (f"{latex_escape(stat_text(metric, abs(gap)))} points of {METRIC_TITLES[metric]}"
+              if metric in PROPORTIONS else f"{latex_escape(stat_text(metric, abs(gap)))} in {METRIC_TITLES[metric]}")
+    verb = (f"beats {model} by {amount}" if gap > 0 else f"trails {model} by {amount}" if gap < 0
+            else f"ties with {model} on {METRIC_TITLES[metric]}")
+    interval = ", ".join(latex_escape(stat_text(metric, v)) for v in (low, high))
+    test = "McNemar" if paired.test == "mcnemar" else "Wilcoxon signed-rank (squared errors)"
+    p = p_text(c.combined.p_value)
+    text = f"{winner} {verb}, 95\\% CI [{interval}], {test} " + (f"$p {p}$" if p.startswith("<") else f"$p = {p}$")
+    if len(c.paired_seeds) > 1:
+        values = [p_text(r.p_value) for r in c.per_seed]
+        each = ", ".join(values[:-1]) + " and " + values[-1]
+        text += (f" (the mean over the {len(c.paired_seeds)} seeds both ran; per-seed $p$ {latex_escape(each)}, "
+                 "combined as the largest)")
+    if low <= 0 <= high:
+        text += "; the interval includes 0, so this test set cannot tell the two apart"
+    return text + "."
+
+
+def paired_paragraph(report: Report) -> str:
+    """The verdict's paired numbers, as sentences after it: the winner against each other model."""
+    paired = report.paired
+    others = [c for c in paired.comparisons if not c.is_winner]
+    if not others:
+        return ""
+    return (f" Paired on the same {paired.num_examples:,} test examples (Table~\\ref{{tab:paired}}; "
+            f"{paired.samples:,} bootstrap resamples drawn with seed {paired.seed}), "
+            + " ".join(paired_sentence(paired, c) for c in others))
+
+
 def best_word(metric: str) -> str:
     """'best', or 'best (lowest)' for a metric where lower is better (RMSE, a loss)."""
     return "best" if greater_is_better(metric) else "best (lowest)"
@@ -680,8 +753,9 @@ def results_section(report: Report, figures: dict[str, str]) -> str:
     run = winner_group.best_run
     best_step = run.metrics["validation"].get("best_step")
     lines = [
-        "Table~\\ref{tab:results} gives the validation and test scores of every model. " + verdict_sentence(report),
-        "", results_table(report), "",
+        "Table~\\ref{tab:results} gives the validation and test scores of every model. " + verdict_sentence(report)
+        + paired_paragraph(report),
+        "", results_table(report), "", paired_table(report), "",
     ]
     lines += [
         "\\begin{figure}[tbp]", "\\centering",

@@ -23,8 +23,10 @@ from pathlib import Path
 import soundfile as sf
 
 from hf_project import runs
+from hf_project.config import DEFAULT_SEED
 from hf_project.errors import UserError
 from hf_project.report import Report, report_of
+from hf_project.stats import DEFAULT_BOOTSTRAP_SAMPLES
 from hf_project.video import render
 from hf_project.video.deck import SLIDES, draft_slides, render_slides
 from hf_project.video.narration import read_narration, shorten, write_narration
@@ -49,17 +51,22 @@ class VideoArguments:
     max_seconds: float = field(default=300.0, metadata={"help": "Longest allowed video (the course asks 5 minutes)."})
     max_words_per_slide: int | None = field(default=None, metadata={
         "help": "Cut each drafted slide narration to this many words (quick drafts)."})
+    bootstrap_samples: int = field(default=DEFAULT_BOOTSTRAP_SAMPLES, metadata={
+        "help": "Bootstrap resamples of the test examples behind the 95 percent intervals of the results slide."})
+    bootstrap_seed: int = field(default=DEFAULT_SEED, metadata={
+        "help": "Seed of the bootstrap resamples (the same seed gives the same intervals)."})
 
 
-def collect_runs(paths: list[str], dataset: str | None) -> Report:
+def collect_runs(paths: list[str], dataset: str | None, bootstrap_samples: int = DEFAULT_BOOTSTRAP_SAMPLES,
+                 bootstrap_seed: int = DEFAULT_SEED) -> Report:
     """The report of the complete runs under `paths` (run directories or folders of runs); one data set."""
-    return report_of(paths, dataset)
+    return report_of(paths, dataset, bootstrap_samples, bootstrap_seed)
 
 
 def make_video(args: VideoArguments) -> Path:
     """Slides, narration, speech and the MP4; returns the MP4's path. Nothing is written before the checks pass."""
     render.check_tools()
-    report = collect_runs(args.runs, args.dataset)
+    report = collect_runs(args.runs, args.dataset, args.bootstrap_samples, args.bootstrap_seed)
     face = Path(args.face) if args.face else None
     if face is not None:
         render.check_face(face)

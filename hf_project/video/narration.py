@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from hf_project import plots, runs
+from hf_project.compare import MINUS, p_text, stat_text
 from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
-from hf_project.report import METRIC_TITLES, Report, Run, fmt_params
+from hf_project.report import METRIC_TITLES, PROPORTIONS, Report, Run, fmt_params
 from hf_project.video.render import MIN_SLIDE_SECONDS
 
 # {each} is " of each class" for single-label data, whose examples are shown class by class, else "".
@@ -161,7 +162,31 @@ def results(report: Report) -> str:
             + (" " + sentence.format(value=_spoken(statistics.fmean(values) if values else None))
                if v.metric != second else "")
             + (f" Each model ran with {len(seeds)} seeds; the table gives mean and standard deviation."
-               if len(seeds) > 1 else " Each model ran once, with seed " + str(seeds[0]) + "."))
+               if len(seeds) > 1 else " Each model ran once, with seed " + str(seeds[0]) + ".")
+            + (paired_results(report, runner["model"]) if runner else ""))
+
+
+def paired_results(report: Report, runner: str) -> str:
+    """The winner against the runner-up on the same test examples, as the results slide's narration ends."""
+    paired = report.paired
+    c = paired.of(runner)
+    if not c.paired:
+        return f" {runner} shares no seed with {paired.winner}, so the two cannot be compared example by example."
+    metric = paired.metric
+    gap, (low, high) = c.advantage(metric)
+    if gap < 0:  # the interval of the amount said: how far behind
+        low, high = -high, -low
+    unit = " points" if metric in PROPORTIONS else ""
+    points = (lambda v: stat_text(metric, v).replace(MINUS, "minus ")) if metric in PROPORTIONS else _spoken
+    test = "McNemar's test" if paired.test == "mcnemar" else "the Wilcoxon signed-rank test"
+    text = (f" Compared example by example on the same test set, {paired.winner} is "
+            f"{'ahead of' if gap >= 0 else 'behind'} {runner} by {points(abs(gap))}{unit} "
+            f"{'of' if metric in PROPORTIONS else 'in'} {METRIC_TITLES[metric]}; "
+            f"the 95 percent interval runs from {points(low)} to {points(high)}, and {test} gives a p-value of "
+            f"{p_text(c.combined.p_value).replace('< ', 'under ')}.")
+    if low <= 0 <= high:
+        text += " The interval includes zero, so this test set cannot tell the two apart."
+    return text
 
 
 def confusion(report: Report) -> str:

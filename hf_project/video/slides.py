@@ -12,8 +12,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from hf_project import plots, runs
+from hf_project.compare import TEST_TITLES, p_text, stat_text
 from hf_project.metrics import greater_is_better
-from hf_project.report import METRIC_TITLES, Report, fmt_params
+from hf_project.report import METRIC_TITLES, PROPORTIONS, Comparison, PairedComparisons, Report, fmt_params
 
 # What the notebook slide's code passes to predict(), per modality.
 EXAMPLE_INPUT = {"text": "'Beam me up, Scotty.'", "image": "'photo.png'", "audio": "'clip.wav'"}
@@ -199,7 +200,35 @@ def draw_results(fig: Figure, report: Report) -> None:
     bold = next((k for k, r in enumerate(report.rows) if r is report.verdict.winner), None)
     header = ["model", "seeds", f"val {METRIC_TITLES[metric]}",
               *(f"test {METRIC_TITLES[m]}" for m in report.table_metrics)]
-    _table(fig, header, rows, [0.05, 0.2, 0.9, 0.6], bold)
+    _table(fig, header, rows, [0.05, 0.36, 0.9, 0.46], bold)
+    paired = report.paired
+    others = [c for c in paired.comparisons if not c.is_winner][:3]
+    lines = [paired_line(paired, c) for c in others]
+    if lines:
+        lines.append(f"Paired on the same {paired.num_examples:,} test examples; 95% CI from {paired.samples:,} "
+                     f"bootstrap resamples (seed {paired.seed})")
+    for k, line in enumerate(lines):
+        fig.text(0.06, 0.31 - k * 0.055, line, fontsize=15 if k < len(others) else 12, va="top",
+                 color="#222222" if k < len(others) else "#666666")
+
+
+def paired_line(paired: PairedComparisons, c: Comparison) -> str:
+    """The results slide's line of one model against the winner: the winner's paired advantage, its 95% interval
+    and the paired test's p-value."""
+    if not c.paired:
+        return f"{c.model}: no seed in common with {paired.winner}, not paired"
+    metric = paired.metric
+    gap, (low, high) = c.advantage(metric)
+    ahead = gap >= 0
+    if not ahead:  # how far behind, and its interval
+        gap, low, high = -gap, -high, -low
+    higher = greater_is_better(metric) == ahead  # the winner's score is higher (or lower, for an error)
+    unit = " points" if metric in PROPORTIONS else ""
+    seeds = f" (mean of {len(c.paired_seeds)} seeds)" if len(c.paired_seeds) > 1 else ""
+    return (f"{paired.winner} {'ahead of' if ahead else 'behind'} {c.model}: "
+            f"{stat_text(metric, gap)}{unit} {'higher' if higher else 'lower'} {METRIC_TITLES[metric]}, "
+            f"95% CI [{stat_text(metric, low)}, {stat_text(metric, high)}]{seeds}, "
+            f"{TEST_TITLES[paired.test]} = {p_text(c.combined.p_value)}")
 
 
 def draw_test_figure(fig: Figure, report: Report) -> None:
