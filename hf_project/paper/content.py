@@ -686,6 +686,11 @@ def paired_sentence(paired: PairedComparisons, c: Comparison) -> str:
     test = "McNemar" if paired.test == "mcnemar" else "Wilcoxon signed-rank (squared errors)"
     p = p_text(c.combined.p_value)
     text = f"{winner} {verb}, 95\\% CI [{interval}], {test} " + (f"$p {p}$" if p.startswith("<") else f"$p = {p}$")
+    if c.combined.a_only is not None:  # McNemar asks which model gets more examples right: say which one it is
+        unit = "label sets" if paired.task == "multi_label" else "examples"
+        summed = " over the seeds" if len(c.paired_seeds) > 1 else ""
+        text += (f" on the test {unit} only one of the two gets right ({model} {c.combined.a_only:,}, {winner} "
+                 f"{c.combined.b_only:,}{summed})")
     if len(c.paired_seeds) > 1:
         values = [p_text(r.p_value) for r in c.per_seed]
         each = ", ".join(values[:-1]) + " and " + values[-1]

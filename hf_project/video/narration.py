@@ -183,7 +183,11 @@ def paired_results(report: Report, runner: str) -> str:
             f"{'ahead of' if gap >= 0 else 'behind'} {runner} by {points(abs(gap))}{unit} "
             f"{'of' if metric in PROPORTIONS else 'in'} {METRIC_TITLES[metric]}; "
             f"the 95 percent interval runs from {points(low)} to {points(high)}, and {test} gives a p-value of "
-            f"{p_text(c.combined.p_value).replace('< ', 'under ')}.")
+            f"{p_text(c.combined.p_value).replace('< ', 'under ')}")
+    if c.combined.a_only is not None:  # McNemar asks which model gets more examples right: say which one it is
+        text += (f" on the examples only one of them gets right: {runner} gets {c.combined.a_only:,} of them, "
+                 f"{paired.winner} {c.combined.b_only:,}")
+    text += "."
     if low <= 0 <= high:
         text += " The interval includes zero, so this test set cannot tell the two apart."
     return text
