@@ -406,10 +406,13 @@ def train_and_test(
         log_curves_to(trainer, run_dir / runs.TENSORBOARD_DIR)
         train_output, started_at = train(trainer, checkpoint)
         validation = best_validation_metrics(trainer, cfg.train.metric_for_best_model)
-        if cfg.train.temperature_scaling:  # on validation, before test and before a threshold tuned on its outputs
-            trainer.task = fit_temperature(trainer, inputs.prepared["validation"], data)
-        if cfg.train.tune_threshold:  # on validation, before test: the threshold is part of the selected model
-            trainer.task = tune_threshold(trainer, inputs.prepared["validation"], data, cfg.train.metric_for_best_model)
+        if cfg.train.temperature_scaling or cfg.train.tune_threshold:  # fitted on validation, before test: both
+            # are part of the selected model; one prediction of validation serves both
+            logits = trainer.predict(inputs.prepared["validation"], metric_key_prefix="fit").predictions
+        if cfg.train.temperature_scaling:  # before a threshold tuned on its outputs
+            trainer.task = fit_temperature(trainer, logits, data)
+        if cfg.train.tune_threshold:
+            trainer.task = tune_threshold(trainer, logits, data, cfg.train.metric_for_best_model)
         test = trainer.predict(inputs.prepared["test"], metric_key_prefix="test")  # the one and only look at test
         memory = peak.reading()
     if not is_main:
@@ -420,25 +423,27 @@ def train_and_test(
     )
 
 
-def fit_temperature(trainer: ClassificationTrainer, validation: Any, data: PreparedData) -> Task:
-    """Classification: one temperature for the selected model's logits, fitted on validation predictions (saved with
-    the model, applied to every probability after: test, predictions_test.csv, the Predictor)."""
-    logits = trainer.predict(validation, metric_key_prefix="temperature").predictions
-    task = trainer.task.with_temperature(data.references("validation"), logits)
+def adopt(trainer: ClassificationTrainer, task: Task) -> Task:
+    """The trainer's task from now on: its settings saved with the model, its metrics for what the trainer scores."""
     trainer.model.config.update(task.model_settings())
     trainer.compute_metrics = task.compute_metrics
+    return task
+
+
+def fit_temperature(trainer: ClassificationTrainer, logits: Any, data: PreparedData) -> Task:
+    """Classification: one temperature for the selected model's validation `logits` (saved with the model, applied to
+    every probability after: test, predictions_test.csv, the Predictor)."""
+    task = adopt(trainer, trainer.task.with_temperature(data.references("validation"), logits))
     before, after = task.temperature_fit
     logger.info("temperature fitted on validation: T = %.4g (validation NLL %.4f -> %.4f)", task.temperature, before,
                 after)
     return task
 
 
-def tune_threshold(trainer: ClassificationTrainer, validation: Any, data: PreparedData, metric: str) -> Task:
-    """Multi-label: the selected model's threshold chosen on validation predictions (saved with the model)."""
-    outputs = trainer.task.outputs(trainer.predict(validation, metric_key_prefix="threshold").predictions)
-    task = trainer.task.tune(np.asarray(data.references("validation")), outputs, metric)
-    trainer.model.config.update(task.model_settings())
-    trainer.compute_metrics = task.compute_metrics
+def tune_threshold(trainer: ClassificationTrainer, logits: Any, data: PreparedData, metric: str) -> Task:
+    """Multi-label: the selected model's threshold chosen on its validation `logits` (saved with the model)."""
+    outputs = trainer.task.outputs(logits)  # after the temperature, if one was fitted
+    task = adopt(trainer, trainer.task.tune(np.asarray(data.references("validation")), outputs, metric))
     logger.info("threshold tuned on validation by %s: %g", metric, task.threshold)
     return task
 

@@ -139,16 +139,9 @@ def test_a_killed_pair_run_resumes_to_the_same_numbers(pairs_csv, tmp_path_facto
 
 def test_a_search_on_pairs_reads_both_texts(pairs_csv, tmp_path):
     import yaml
+    from test_tasks import search_lstm
 
-    from hf_project.search import parse_search_args, run_search
-
-    space = tmp_path / "space.yaml"
-    rate = {"learning_rate": {"low": 1e-3, "high": 2e-2, "log": True}}
-    space.write_text(yaml.safe_dump({"pretrained": rate, "lstm": rate}))
-    cfg, s = parse_search_args(["--dataset", str(pairs_csv), "--model", "lstm", "--trials", "2", "--search_space",
-                                str(space), "--runs_dir", str(tmp_path / "runs"), "--weights_dir",
-                                str(tmp_path / "weights"), *PAIR_ARGS, *TINY])
-    result = run_search(cfg, s.search_space, s.trials)["lstm"]
+    result = search_lstm(tmp_path, pairs_csv, PAIR_ARGS, trials=2, highest_rate=2e-2, retrain=True)
     retrained = Path(result["run_dir"])
     assert yaml.safe_load((retrained / "config.yaml").read_text())["text_pair_column"] == "second"
     tokenizer_vocab = json.loads((retrained / "model" / "tokenizer.json").read_text())["model"]["vocab"]

@@ -324,17 +324,23 @@ def test_interrupted_run_resumes_to_the_same_numbers(task, multi_csv, reg_csv, t
     assert read(run_dir, runs.METRICS_FILE)["task"] == task
 
 
+def search_lstm(tmp_path: Path, data: Path, flags: list[str], trials: int, highest_rate: float,
+                retrain: bool) -> dict:
+    """A search of the tiny LSTM's learning rate (1e-3 to `highest_rate`) on `data`: its result for the LSTM."""
+    space = tmp_path / "space.yaml"
+    rate = {"learning_rate": {"low": 1e-3, "high": highest_rate, "log": True}}
+    space.write_text(yaml.safe_dump({"pretrained": rate, "lstm": rate}))
+    cfg, s = parse_search_args(["--dataset", str(data), "--model", "lstm", "--trials", str(trials), "--search_space",
+                                str(space), "--runs_dir", str(tmp_path / "runs"), "--weights_dir",
+                                str(tmp_path / "weights"), *flags, *TINY])
+    return run_search(cfg, s.search_space, s.trials, retrain=retrain)["lstm"]
+
+
 @pytest.mark.parametrize(("task", "metric", "direction"), [("regression", "rmse", "minimize"),
                                                         ("multi_label", "micro_f1", "maximize")])
 def test_search_follows_the_tasks_metric(reg_csv, multi_csv, tmp_path, task, metric, direction):
     data, flags = (reg_csv, REGRESSION) if task == "regression" else (multi_csv, MULTI)
-    space = tmp_path / "space.yaml"
-    rate = {"learning_rate": {"low": 1e-3, "high": 5e-2, "log": True}}
-    space.write_text(yaml.safe_dump({"pretrained": rate, "lstm": rate}))
-    cfg, s = parse_search_args(["--dataset", str(data), "--model", "lstm", "--trials", "3", "--search_space",
-                                str(space), "--runs_dir", str(tmp_path / "runs"), "--weights_dir",
-                                str(tmp_path / "weights"), *flags, *TINY])
-    result = run_search(cfg, s.search_space, s.trials, retrain=False)["lstm"]
+    result = search_lstm(tmp_path, data, flags, trials=3, highest_rate=5e-2, retrain=False)
     with open(Path(result["search_dir"]) / runs.TRIALS_FILE) as f:
         values = [float(r[f"validation_{metric}"]) for r in csv.DictReader(f)]
     assert len(values) == 3 and result["best_value"] == (min if direction == "minimize" else max)(values)
