@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from hf_project.config import DEFAULT_SEED
+from hf_project.device import cpu_supports_bf16
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,17 +59,6 @@ TINY = {"image_per_class": 8, "image_size": (48, 40), "audio_per_class": 6, "aud
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def cpu_supports_bf16(cpuinfo: str | None = None) -> bool:
-    """Native bf16 instructions (avx512_bf16 or AMX) in /proc/cpuinfo's flags (or in `cpuinfo`, for tests)."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return False
-    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def first_step_timer(t0: float) -> Any:

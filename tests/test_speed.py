@@ -234,3 +234,29 @@ def test_batching_option_chooses_collator_and_sampler(fortunes_csv, tiny_bert, t
 def test_unknown_batching_is_refused():
     with pytest.raises(UserError, match="--batching must be split, group or pad"):
         parse_args(["--batching", "sorted"])
+
+
+@pytest.mark.parametrize("flags", ["fpu sse avx2 avx512f", "fpu sse avx2 avx512f avx512_bf16", "fpu amx_bf16 amx_tile"])
+def test_auto_precision_stays_fp32_on_every_cpu_and_hints_where_bf16_is_native(monkeypatch, caplog, flags):
+    """Both kinds of CPU our machines have, whatever this one is (the flags are faked): `auto` trains in fp32 on
+    both, so the same command gives the same numbers; the bf16 CPU gets a one-line hint with the measured speed-up."""
+    from hf_project import device
+    from hf_project.config import TrainArguments
+
+    cpuinfo = f"processor\t: 0\nmodel name\t: Fake CPU\nflags\t\t: {flags}\n"
+    native = "bf16" in flags
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION", raising=False)
+    monkeypatch.setattr(device, "cpu_supports_bf16", lambda cpuinfo_=None, real=device.cpu_supports_bf16:
+                        real(cpuinfo))
+    assert device.cpu_supports_bf16() is native
+    with caplog.at_level("INFO", logger="hf_project.device"):
+        assert device.resolve_mixed_precision(TrainArguments(mixed_precision="auto")) == "no"
+    hints = [r.getMessage() for r in caplog.records if "native bf16" in r.getMessage()]
+    assert len(hints) == (1 if native else 0)
+    if native:
+        assert "--mixed_precision bf16 trains about 1.3x" in hints[0] and "same numbers on every CPU" in hints[0]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="hf_project.device"):  # asked for: bf16 on any CPU, and no hint
+        assert device.resolve_mixed_precision(TrainArguments(mixed_precision="bf16")) == "bf16"
+    assert not [r for r in caplog.records if "native bf16" in r.getMessage()]
