@@ -134,7 +134,7 @@ def run_ours(job: dict[str, Any], out: dict[str, Any]) -> None:
     set_seed(cfg.train.seed)
     model = new_model(cfg, spec, data, inputs)
     trainer = build_trainer(cfg, data, inputs, model=model)
-    measure(trainer, t0, out)
+    measure(trainer, t0, out, job.get("peak_seconds", 2.0))
     if job.get("inference") and job.get("max_steps", -1) < 0:
         inference_speed(trainer, data, Path(job["workdir"]) / "model", out, job.get("audio_seconds"))
 
@@ -149,7 +149,7 @@ class _RecordMessages(logging.Handler):
             self.sink.append(record.getMessage())
 
 
-def measure(trainer: Any, t0: float, out: dict[str, Any]) -> None:
+def measure(trainer: Any, t0: float, out: dict[str, Any], peak_seconds: float = 2.0) -> None:
     timer = first_step_timer(t0)
     trainer.add_callback(timer)
     train = trainer.train()
@@ -165,6 +165,75 @@ def measure(trainer: Any, t0: float, out: dict[str, Any]) -> None:
     out["val_accuracy"] = metrics["eval_accuracy"]
     out["val_macro_f1"] = metrics["eval_macro_f1"]
     out["mixed_precision"] = trainer.accelerator.mixed_precision
+    utilisation(trainer, out, peak_seconds)
+
+
+MFU_EXAMPLES = 64  # training examples whose forward FLOPs are counted, one at a time (no padding: useful work only)
+PEAK_SIZE = 2048  # the square matmul whose speed is the peak
+
+
+def matmul_peak_gflops(precision: str, seconds: float = 2.0) -> float:
+    """GFLOP/s of a PEAK_SIZE x PEAK_SIZE matmul in the training precision (bf16 or fp32), on this device, now."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16 if precision == "fp16" else torch.float32
+    a, b = (torch.randn(PEAK_SIZE, PEAK_SIZE, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync()
+    n, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        n += 1
+        if device == "cuda" and n % 50:
+            continue
+        sync()
+    sync()
+    return 2 * PEAK_SIZE ** 3 * n / (time.perf_counter() - started) / 1e9
+
+
+def useful_flops_per_example(trainer: Any) -> float:
+    """Forward FLOPs of one training example (torch's FLOP counter, matmuls and convolutions), averaged over the first
+    MFU_EXAMPLES examples fed one at a time: no padding, so only useful work counts."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = trainer.model
+    dataset = trainer.train_dataset
+    examples = [unpadded(dataset[i]) for i in range(min(MFU_EXAMPLES, len(dataset)))]
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        for example in examples:
+            batch = trainer.data_collator([example])
+            batch = {k: v.to(model.device) for k, v in batch.items() if hasattr(v, "to") and k != "labels"}
+            model(**batch)
+    model.train(was_training)
+    return counter.get_total_flops() / max(len(examples), 1)
+
+
+def unpadded(example: dict[str, Any]) -> dict[str, Any]:
+    """A tokenised example cut to its real tokens (the reference pads every example to 128 inside datasets.map)."""
+    mask = example.get("attention_mask")
+    if mask is None:
+        return example
+    n = int(sum(int(v) for v in mask))
+    sequences = ("input_ids", "attention_mask", "token_type_ids")
+    return {k: (v[:n] if k in sequences else v) for k, v in example.items()}
+
+
+def utilisation(trainer: Any, out: dict[str, Any], peak_seconds: float = 2.0) -> None:
+    """Model FLOP utilisation: useful FLOPs per second (training = 3x the forward: forward and backward) over the
+    matmul peak measured in the same process and precision."""
+    forward = useful_flops_per_example(trainer)
+    peak = matmul_peak_gflops(out["mixed_precision"], peak_seconds)
+    out["forward_gflop_per_example"] = float(f"{forward / 1e9:.6g}")
+    out["matmul_peak_gflops"] = float(f"{peak:.6g}")
+    out["train_mfu"] = float(f"{3 * forward * out['train_samples_per_s'] / (peak * 1e9):.4g}")
+    out["eval_mfu"] = float(f"{forward * out['eval_samples_per_s'] / (peak * 1e9):.4g}")
 
 
 def inference_speed(trainer: Any, data: Any, model_dir: Path, out: dict[str, Any], seconds: float | None) -> None:
@@ -214,7 +283,7 @@ def run_reference(job: dict[str, Any], out: dict[str, Any]) -> None:
     )
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                       data_collator=collate or default_data_collator, compute_metrics=compute_metrics)
-    measure(trainer, t0, out)
+    measure(trainer, t0, out, job.get("peak_seconds", 2.0))
 
 
 def reference_text(job: dict[str, Any], cfg: Any, data: Any) -> tuple:
@@ -478,7 +547,7 @@ def jobs_for(opts: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
     size = TINY if opts.tiny else FULL
     common = {"epochs": opts.epochs, "learning_rate": opts.learning_rate, "lstm_learning_rate": opts.lstm_learning_rate,
               "batch_size": opts.batch_size, "cache_dir": str(workdir / "cache"), "threads": opts.threads,
-              "seed": opts.seed,
+              "seed": opts.seed, "peak_seconds": 0.2 if opts.tiny else 2.0,
               "max_train_samples": opts.max_train_samples or size.get("max_train_samples"),
               "max_eval_samples": opts.max_eval_samples or size.get("max_eval_samples")}
     precisions = job_precisions(opts.precisions)
@@ -544,7 +613,7 @@ def run_job(job: dict[str, Any], workdir: Path, log) -> dict[str, Any]:
 
 def summary(r: dict[str, Any]) -> str:
     keys = ("time_to_first_step_s", "train_samples_per_s", "eval_samples_per_s", "inference_samples_per_s",
-            "val_macro_f1", "peak_rss_mb", "tokenised")
+            "val_macro_f1", "peak_rss_mb", "tokenised", "train_mfu", "eval_mfu", "matmul_peak_gflops")
     return ", ".join(f"{k}={r[k]}" for k in keys if r.get(k) is not None)
 
 
@@ -562,7 +631,7 @@ def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
                   if r["batching"] == "split" and r["precision"] == "no" else None)
         row = {"case": r["case"], "precision": r["precision"]}
         for key in ("train_samples_per_s", "eval_samples_per_s", "time_to_first_step_s", "peak_rss_mb",
-                    "val_macro_f1", "val_accuracy"):
+                    "val_macro_f1", "val_accuracy", "train_mfu", "eval_mfu", "matmul_peak_gflops"):
             row[f"ours_{key}"], row[f"ref_{key}"] = r.get(key), ref.get(key)
         row["train_speedup"] = _ratio(r.get("train_samples_per_s"), ref.get("train_samples_per_s"))
         row["eval_speedup"] = _ratio(r.get("eval_samples_per_s"), ref.get("eval_samples_per_s"))
@@ -591,8 +660,8 @@ def _diff(a: float | None, b: float | None) -> float | None:
 def markdown(rows: list[dict[str, Any]]) -> str:
     header = ("| model | precision | train samples/s ours / ref (x) | first step s ours / ref | 2nd run first step s "
               "(tokenised?) | eval samples/s ours / ref | inference samples/s (vs eval) | peak RSS MB ours / ref | "
-              "val macro-F1 ours / ref (diff) |")
-    lines = [header, "|" + "---|" * 9]
+              "val macro-F1 ours / ref (diff) | MFU train, ours / ref | MFU eval, ours / ref | matmul peak GFLOP/s |")
+    lines = [header, "|" + "---|" * 12]
     for r in rows:
         second = (f"{r['second_run_first_step_s']} ({'yes' if r['second_run_tokenised'] else 'no'})"
                   if "second_run_first_step_s" in r else "-")
@@ -603,7 +672,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"| {_fmt(r['ours_eval_samples_per_s'])} / {_fmt(r['ref_eval_samples_per_s'])} ({r['eval_speedup']}x) "
             f"| {_with_ratio(r['inference_samples_per_s'], r['inference_vs_eval'])} "
             f"| {_fmt(r['ours_peak_rss_mb'])} / {_fmt(r['ref_peak_rss_mb'])} "
-            f"| {_fmt(r['ours_val_macro_f1'], 4)} / {_fmt(r['ref_val_macro_f1'], 4)} ({r['macro_f1_diff']}) |")
+            f"| {_fmt(r['ours_val_macro_f1'], 4)} / {_fmt(r['ref_val_macro_f1'], 4)} ({r['macro_f1_diff']}) "
+            f"| {_pct(r.get('ours_train_mfu'))} / {_pct(r.get('ref_train_mfu'))} "
+            f"| {_pct(r.get('ours_eval_mfu'))} / {_pct(r.get('ref_eval_mfu'))} "
+            f"| {_fmt(r.get('ours_matmul_peak_gflops'))} |")
     lstm = next((r for r in rows if "lstm_vs_minilm_per_epoch" in r), None)
     if lstm:
         lines.append(f"\nLSTM trains {lstm['lstm_vs_minilm_per_epoch']}x faster than minilm per epoch (ours, fp32).")
@@ -613,6 +685,10 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 def _with_ratio(x: float | None, ratio: float | None) -> str:
     """`12.3 (1.5x)`, or `-` for a figure not measured in that row (inference in a bf16 row)."""
     return "-" if x is None else f"{_fmt(x)} ({ratio}x)" if ratio is not None else _fmt(x)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.0%}"
 
 
 def _fmt(x: Any, digits: int = 1) -> str:

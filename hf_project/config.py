@@ -154,10 +154,11 @@ class ModelArguments:
     model: str | None = field(
         default=None,
         metadata={
-            "help": "Comma-separated aliases (text: distilbert, bert, roberta, minilm; image: vit, convnext, "
-            "resnet, mobilenet_v2; audio: wav2vec2, hubert, ast, whisper_tiny; any: lstm), hub ids or local model "
-            "directories; each is trained in turn on the same split. Left out: the offline pretrained model of the "
-            "dataset's modality (minilm, mobilenet_v2 or whisper_tiny) against lstm."
+            "help": "Comma-separated aliases (text: distilbert, bert, roberta, minilm, and tfidf_lr, a TF-IDF + "
+            "logistic regression baseline with C chosen on validation; image: vit, convnext, resnet, mobilenet_v2; "
+            "audio: wav2vec2, hubert, ast, whisper_tiny; any: lstm), hub ids or local model directories; each is "
+            "trained in turn on the same split. Left out: the offline pretrained model of the dataset's modality "
+            "(minilm, mobilenet_v2 or whisper_tiny) against lstm."
         },
     )
     lstm_vocab_size: int = field(default=20000, metadata={"help": "LSTM: vocabulary size of its tokenizer."})

@@ -29,6 +29,7 @@ from hf_project import runs
 from hf_project.errors import UserError
 from hf_project.modalities import MODALITIES, ModalityStage, get_stage
 from hf_project.models import load_model, modality_of
+from hf_project.models.linear import LinearTextModel, is_linear_model
 from hf_project.models.registry import is_hub_id
 from hf_project.tasks import LABEL_SET_SEPARATOR, Regression, Task, task_of_model
 
@@ -111,6 +112,8 @@ class Predictor:
     def load(cls, path: str | Path) -> Predictor:
         """From a saved model folder, a run directory, runs/<dataset>/<model>/ or a hub id."""
         model_dir, run_dir = resolve_model_dir(path)
+        if isinstance(model_dir, Path) and is_linear_model(model_dir):
+            return LinearPredictor.load_linear(model_dir, run_dir)
         run_config = read_run_config(run_dir) if run_dir else {}
         model, processor = load_model(model_dir) if isinstance(model_dir, Path) else _load_hub(model_dir)
         modality = modality_of(model.config)
@@ -166,6 +169,36 @@ class Predictor:
         return predictions
 
 
+class LinearPredictor(Predictor):
+    """A saved TF-IDF linear model (--model tfidf_lr, hf_project.models.linear): texts -> its logits -> the same task
+    outputs and prediction columns as a neural text classifier. It reads whole texts (no max_length) on the CPU."""
+
+    def __init__(self, model: LinearTextModel, source: Path, run_dir: Path | None = None) -> None:
+        self.model, self.processor, self.modality = model, None, "text"
+        self.source, self.run_dir = source, run_dir
+        self.settings = {}
+        self.stage = get_stage(self.modality)
+        self.task = model.task
+        self.label_names = list(model.label_names)
+        self.device = torch.device("cpu")
+
+    @classmethod
+    def load_linear(cls, model_dir: Path, run_dir: Path | None = None) -> LinearPredictor:
+        predictor = cls(LinearTextModel.load(model_dir), model_dir, run_dir)
+        logger.info("loaded a TF-IDF linear model (%d features, %d outputs) from %s", predictor.model.num_features,
+                    len(predictor.model.intercept), model_dir)
+        return predictor
+
+    def inputs_for(self, batch: Sequence[Any]) -> dict[str, torch.Tensor]:
+        raise UserError("a TF-IDF linear model takes texts, not tensors: call predict() or probabilities()")
+
+    def probabilities(self, inputs: Sequence[Any], batch_size: int = 32, progress: bool | None = None) -> np.ndarray:
+        check_inputs(inputs, self.modality)
+        if any(not isinstance(x, str) for x in inputs):
+            raise UserError("a TF-IDF linear model reads one text per input, not sentence pairs: give plain texts")
+        return self.task.outputs(self.model.logits(list(inputs)))
+
+
 def batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -196,13 +229,13 @@ def resolve_model_dir(path: str | Path) -> tuple[Path | str, Path | None]:
         raise UserError(f"model {path} does not exist: give weights/<dataset>/<model>, a run directory or a hub id")
     if not p.is_dir():
         raise UserError(f"{p} is not a model folder: give weights/<dataset>/<model> or a run directory")
-    if (p / CONFIG_NAME).is_file():
+    if (p / CONFIG_NAME).is_file() or is_linear_model(p):
         # weights/ and a run's model/ are the same files; a run's model/ also has the run's config.yaml above it
         run_dir = p.parent if p.name == runs.MODEL_DIR and (p.parent / runs.CONFIG_FILE).is_file() else None
         return p, run_dir
     if (p / runs.STATUS_FILE).is_file():
         status = runs.read_status(p)
-        if not (p / runs.MODEL_DIR / CONFIG_NAME).is_file():
+        if not ((p / runs.MODEL_DIR / CONFIG_NAME).is_file() or is_linear_model(p / runs.MODEL_DIR)):
             raise UserError(f"run {p} has no saved model (status: {status}): pick a complete run")
         if status != runs.STATUS_COMPLETE:
             logger.warning("run %s is %s, not complete", p, status)
@@ -315,4 +348,6 @@ def modality_of_run(run_dir: str | Path) -> str:
     """What the run's saved model classifies (models.modality_of)."""
     from transformers import AutoConfig
 
+    if is_linear_model(Path(run_dir) / runs.MODEL_DIR):
+        return "text"
     return modality_of(AutoConfig.from_pretrained(Path(run_dir) / runs.MODEL_DIR)) or "text"

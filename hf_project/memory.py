@@ -52,9 +52,11 @@ def _reset_high_water() -> bool:
 
 
 class PeakMemory:
-    """`with PeakMemory() as peak: ...` then `peak.mb` (MB) and `peak.kind` (what was measured)."""
+    """`with PeakMemory() as peak: ...` then `peak.mb` (MB) and `peak.kind` (what was measured). `host`: the process's
+    RSS even when a GPU is there, for a model that never uses it (the TF-IDF baseline)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: bool = False) -> None:
+        self.host = host
         self.kind = ""
         self._sampled = 0.0
         self._stop = threading.Event()
@@ -62,7 +64,7 @@ class PeakMemory:
 
     def __enter__(self) -> PeakMemory:
         release_freed_memory()
-        if torch.cuda.is_available():
+        if torch.cuda.is_available() and not self.host:
             torch.cuda.reset_peak_memory_stats()
             self.kind = CUDA_KIND
         elif _reset_high_water():

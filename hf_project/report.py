@@ -132,6 +132,16 @@ class Run:
         return bool(self.manifest["model"]["from_scratch"])
 
     @property
+    def family(self) -> str:
+        """pretrained, lstm or linear (the TF-IDF + logistic-regression baseline, fitted without the Trainer)."""
+        return self.manifest["model"].get("family") or ("lstm" if self.from_scratch else "pretrained")
+
+    @property
+    def linear(self) -> dict[str, Any]:
+        """A linear baseline's fit, as its manifest records it (estimator, C chosen, grid, features); {} otherwise."""
+        return self.manifest.get("linear") or {}
+
+    @property
     def split_seed(self) -> int:
         return self.config.get("split_seed", DEFAULT_SEED)
 
@@ -166,8 +176,9 @@ class Run:
         return {**self._full_config, **self.config}
 
     def hyperparameters(self) -> dict[str, Any]:
-        """The HYPERPARAMETERS rows of this run's task, by name."""
-        return {name: get(self.config, self.from_scratch) for name, get, tasks in HYPERPARAMETERS if self.task in tasks}
+        """The HYPERPARAMETERS rows of this run's task, by name; '-' for the Trainer's knobs of a linear baseline."""
+        return {name: "-" if self.family == "linear" and name in TRAINER_ONLY else get(self.config, self.from_scratch)
+                for name, get, tasks in HYPERPARAMETERS if self.task in tasks}
 
     def log_history(self) -> list[dict[str, Any]]:
         return _read_json(self.path / runs.LOG_HISTORY_FILE)
@@ -293,6 +304,9 @@ class Run:
 
     def input_summary(self) -> str:
         """The model's input in a few words (paper tables, video slides): '≤32 tokens', '32×32 RGB', ..."""
+        if self.family == "linear":
+            low, high = (self.linear.get("vectorizer") or {}).get("ngram_range") or (1, 1)
+            return f"TF-IDF, word {low}-{high}-grams" if high > low else "TF-IDF, words"
         if self.modality == "image":
             return image_input(self)
         if self.modality == "audio":
@@ -344,6 +358,11 @@ def audio_input(run: Run) -> str:
 def fmt_params(n: int) -> str:
     """A parameter count as the paper and the video show it: 2.24M, 15.3k."""
     return f"{n / 1e6:.2f}M" if n >= 1e5 else f"{n / 1e3:.1f}k"
+
+
+# The HYPERPARAMETERS a linear baseline has no use for: it is fitted to convergence by scikit-learn, not by the Trainer.
+TRAINER_ONLY = frozenset({"learning rate", "epochs (max)", "batch size", "weight decay", "warm-up ratio",
+                          "early stopping"})
 
 
 # ---- groups of runs --------------------------------------------------------------------------------------------

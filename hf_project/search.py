@@ -34,7 +34,14 @@ from hf_project.device import distributed_state
 from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
 from hf_project.models.registry import ModelSpec
-from hf_project.training import build_trainer, new_model, prepare_experiment, prepare_inputs, run_one
+from hf_project.training import (
+    build_trainer,
+    check_trainable,
+    new_model,
+    prepare_experiment,
+    prepare_inputs,
+    run_one,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -254,6 +261,8 @@ def run_search(
         raise UserError("the search runs in one process: start it with python scripts/search.py, not accelerate launch")
     experiment = prepare_experiment(cfg)
     cfg = experiment.cfg  # the task found in the data, and its selection metric
+    for _, spec in experiment.models:  # before any study is made
+        check_trainable(spec)
     results = {}
     for name, spec in experiment.models:
         results[spec.name] = search_model(cfg.for_run(name, cfg.train.seed), spec, experiment.data, space, trials,

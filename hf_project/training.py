@@ -21,7 +21,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import EvalLoopOutput, TrainOutput
 
-from hf_project import runs
+from hf_project import baselines, runs
 from hf_project.checkpoints import EpochStartRNG, training_finished
 from hf_project.config import TENSORBOARD, ExperimentConfig, for_task
 from hf_project.data import SPLITS, PreparedData, prepare_data
@@ -243,6 +243,8 @@ def prepare_experiment(cfg: ExperimentConfig) -> Experiment:
     with state.main_process_first():
         data = prepare_data(cfg.data, cfg.data.split_seed)
     names, specs = models_for(data.modality, names, specs)
+    if any(spec.linear for spec in specs):
+        baselines.check_data(data)
     log_class_balance(data)
     # config.yaml records the task found in the data and the selection metric that follows from it
     return Experiment(for_task(cfg, data.task), data, list(zip(names, specs, strict=True)))
@@ -314,7 +316,10 @@ def run_one(
             if is_main:
                 runs.set_status(run_dir, runs.STATUS_RUNNING)
                 write_run_inputs(run_dir, cfg, data)
-            metrics = train_and_test(cfg, spec, data, run_dir, is_main, checkpoint)
+            if spec.linear:  # fitted by scikit-learn, without the Trainer (nothing to resume: fitted again)
+                metrics = baselines.fit_and_test(cfg, spec, data, run_dir, is_main)
+            else:
+                metrics = train_and_test(cfg, spec, data, run_dir, is_main, checkpoint)
             if is_main:
                 runs.set_status(run_dir, runs.STATUS_COMPLETE)  # last: a run killed before this never looks complete
                 logger.info("run complete: %s", run_dir)
@@ -366,6 +371,7 @@ class ModelInputs:
 def prepare_inputs(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, output_dir: Path) -> ModelInputs:
     """The modality stage's processor and inputs for this model, and its TrainingArguments (checkpoints to
     `output_dir`); seeded, so that what preparing consumes is the same for a run and for a search trial."""
+    check_trainable(spec)
     set_seed(cfg.train.seed)
     stage = get_stage(data.modality)
     processor = stage.load_processor(spec, data, cfg)
@@ -373,6 +379,13 @@ def prepare_inputs(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, o
     with args.main_process_first(desc="preparing inputs"):
         prepared = stage.prepare(data, processor, cfg)
     return ModelInputs(stage, processor, args, prepared)
+
+
+def check_trainable(spec: ModelSpec) -> None:
+    """Only Trainer models have training inputs and knobs to search; a linear baseline is fitted by run_one alone."""
+    if spec.linear:
+        raise UserError(f"{spec.name} is not trained by the Trainer and has nothing to search: its regularisation is "
+                        f"already chosen on validation; run it with scripts/finetune.py --model {spec.name}")
 
 
 def new_model(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, inputs: ModelInputs) -> PreTrainedModel:

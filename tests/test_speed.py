@@ -133,7 +133,8 @@ def test_benchmark_script_runs_on_tiny_settings(tmp_path):
         ("minilm", "no"), ("minilm", "bf16"), ("lstm", "no"), ("image", "no"), ("audio", "no")}
     for row in report["rows"]:
         for key in ("ours_train_samples_per_s", "ref_train_samples_per_s", "ours_time_to_first_step_s",
-                    "ours_eval_samples_per_s", "ours_peak_rss_mb", "ours_val_macro_f1", "ref_val_macro_f1"):
+                    "ours_eval_samples_per_s", "ours_peak_rss_mb", "ours_val_macro_f1", "ref_val_macro_f1",
+                    "ours_train_mfu", "ref_train_mfu", "ours_eval_mfu", "ours_matmul_peak_gflops"):
             assert row[key] is not None and row[key] >= 0, (row["case"], row["precision"], key)
         # Inference is measured once per model, in fp32 (the Predictor's precision); a bf16 row says so with "-".
         if row["precision"] == "no":
@@ -147,6 +148,10 @@ def test_benchmark_script_runs_on_tiny_settings(tmp_path):
     first_runs = [r for r in report["results"] if r["case"] in ("minilm", "lstm") and r["impl"] == "ours"
                   and r["precision"] == "no" and r["run"] == 1]
     assert first_runs and all(r["tokenised"] is True for r in first_runs)
+    for r in report["results"]:  # model FLOP utilisation: useful FLOPs per second over the measured matmul peak
+        if r.get("train_mfu") is not None:
+            assert r["train_mfu"] == pytest.approx(3 * r["forward_gflop_per_example"] * r["train_samples_per_s"]
+                                                   / r["matmul_peak_gflops"], rel=0.02, abs=1e-4)
     assert "| minilm | fp32 |" in proc.stdout and "| minilm | bf16 |" in proc.stdout and report["machine"]["cores"] >= 1
     assert "None" not in proc.stdout
 

