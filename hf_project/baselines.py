@@ -42,7 +42,7 @@ from hf_project.metrics import ALL_METRIC_NAMES, TASK_METRICS, greater_is_better
 from hf_project.modalities import text as text_stage
 from hf_project.models.linear import LinearTextModel, fit_vectorizer
 from hf_project.models.registry import ModelSpec
-from hf_project.results import prediction_rows, write_confused_examples, write_sample_inputs
+from hf_project.results import test_metrics, write_test_files
 from hf_project.tasks import Task, task_for
 
 logger = logging.getLogger(__name__)
@@ -241,10 +241,7 @@ def write_linear_results(
         "selection_metric": cfg.train.metric_for_best_model,
         **task.record(),
         "validation": validation,
-        "test": {"loss": test_loss,
-                 **{k: report[k] for k in TASK_METRICS[data.task]},
-                 **task.calibration(refs, outputs),
-                 "num_examples": int(len(refs))},
+        "test": test_metrics(task, data, refs, outputs, report, test_loss),
         "epochs_trained": None,  # no training steps: one fit per value of the grid
         "global_steps": None,
         "regularization": search_record,
@@ -252,16 +249,7 @@ def write_linear_results(
     model_dir, figures = run_dir / runs.MODEL_DIR, run_dir / runs.FIGURES_DIR
     model.save(model_dir)
     runs.write_json(run_dir / runs.LOG_HISTORY_FILE, [])  # no steps, so no step-wise losses
-    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, task, outputs, refs))
-    runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
-    confusion = task.confusion(report, data.label_names)
-    if confusion is not None:
-        runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
-    task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=f"{spec.name}: test")
-    task.draw_calibration(refs, outputs, figures / runs.RELIABILITY_FIGURE, title=f"{spec.name}: test")
-    write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
-    if data.task == "single_label":
-        write_confused_examples(data, refs, outputs, figures / runs.CONFUSED_FIGURE)
+    write_test_files(run_dir, data, task, refs, outputs, report, title=f"{spec.name}: test")
     plot_search(search_record, cfg.train.metric_for_best_model, figures / REGULARIZATION_FIGURE,
                 title=f"{spec.name} on {data.name}")
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)

@@ -76,10 +76,7 @@ def write_results(
         "selection_metric": cfg.train.metric_for_best_model,
         **task.record(),
         "validation": validation,
-        "test": {"loss": test.metrics.get("test_loss"),
-                 **{k: report[k] for k in TASK_METRICS[data.task]},
-                 **task.calibration(refs, outputs),  # ece, brier, nll of a classifier's (temperature-scaled) outputs
-                 "num_examples": int(len(refs))},
+        "test": test_metrics(task, data, refs, outputs, report, test.metrics.get("test_loss")),
         "epochs_trained": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
     }
@@ -88,18 +85,9 @@ def write_results(
     trainer.model.config.update(task.model_settings())  # what inference needs to decide as the test did
     trainer.save_model(str(model_dir))
     runs.write_json(run_dir / runs.LOG_HISTORY_FILE, trainer.state.log_history)
-    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, task, outputs, refs))
-    runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
-    confusion = task.confusion(report, data.label_names)
-    if confusion is not None:
-        runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
     plots.plot_loss(trainer.state.log_history, figures / runs.LOSS_FIGURE, best_step=validation["best_step"],
                     title=f"{spec.name} on {data.name}")
-    task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=f"{spec.name}: test")
-    task.draw_calibration(refs, outputs, figures / runs.RELIABILITY_FIGURE, title=f"{spec.name}: test")
-    write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
-    if data.task == "single_label":
-        write_confused_examples(data, refs, outputs, figures / runs.CONFUSED_FIGURE)
+    write_test_files(run_dir, data, task, refs, outputs, report, title=f"{spec.name}: test")
     runs.write_json(run_dir / runs.METRICS_FILE, metrics)
     run_manifest = {**manifest(cfg, spec, data, trainer, train_output, model_dir, wall_time, memory, started_at),
                     **(input_facts or {})}
@@ -114,6 +102,32 @@ def write_results(
                 cfg.train.metric_for_best_model, validation.get(cfg.train.metric_for_best_model, float("nan")),
                 validation["best_step"], task.summary(report), weights_dir)
     return metrics
+
+
+def test_metrics(task: Task, data: PreparedData, refs: np.ndarray, outputs: np.ndarray, report: dict[str, Any],
+                 loss: float | None) -> dict[str, Any]:
+    """metrics.json's `test` entry: the loss, the task's scores, the calibration of a classifier's (temperature-
+    scaled) outputs (ece, brier, nll) and the number of examples; any model, neural or linear."""
+    return {"loss": loss, **{k: report[k] for k in TASK_METRICS[data.task]}, **task.calibration(refs, outputs),
+            "num_examples": int(len(refs))}
+
+
+def write_test_files(run_dir: Path, data: PreparedData, task: Task, refs: np.ndarray, outputs: np.ndarray,
+                     report: dict[str, Any], title: str) -> None:
+    """What every run writes of its one test evaluation, neural or linear: the predictions, the per-class report,
+    the confusion matrix, the task's figure, the reliability diagram, and the figures of inputs (samples, the
+    surest mistakes)."""
+    figures = run_dir / runs.FIGURES_DIR
+    runs.write_csv(run_dir / runs.PREDICTIONS_FILE, prediction_rows(data, task, outputs, refs))
+    runs.write_csv(run_dir / runs.REPORT_FILE, report["per_class"])
+    confusion = task.confusion(report, data.label_names)
+    if confusion is not None:
+        runs.write_json(run_dir / runs.CONFUSION_FILE, confusion)
+    task.draw(report, refs, outputs, data.label_names, figures / task.figure, title=title)
+    task.draw_calibration(refs, outputs, figures / runs.RELIABILITY_FIGURE, title=title)
+    write_sample_inputs(data, figures / runs.SAMPLE_INPUTS_FIGURE)
+    if data.task == "single_label":
+        write_confused_examples(data, refs, outputs, figures / runs.CONFUSED_FIGURE)
 
 
 def write_sample_inputs(data: PreparedData, path: Path) -> None:
