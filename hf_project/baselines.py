@@ -42,7 +42,7 @@ from hf_project.metrics import ALL_METRIC_NAMES, TASK_METRICS, greater_is_better
 from hf_project.modalities import text as text_stage
 from hf_project.models.linear import LinearTextModel, fit_vectorizer
 from hf_project.models.registry import ModelSpec
-from hf_project.results import test_metrics, write_test_files
+from hf_project.results import scored_test, write_test_files
 from hf_project.tasks import Task, task_for
 
 logger = logging.getLogger(__name__)
@@ -230,18 +230,9 @@ def write_linear_results(
     test_loss: float, wall_time: float, fit_seconds: float, memory: dict[str, Any],
 ) -> dict[str, Any]:
     """The run directory's result files, in the layout hf_project.results.write_results gives a neural run."""
-    outputs = task.outputs(test_logits)
-    refs = np.asarray(data.references("test"))
-    report = task.report(refs, outputs, data.label_names)
+    metrics, refs, outputs, report = scored_test(cfg, spec, data, task, test_logits, validation, test_loss)
     metrics = {
-        "model": spec.name,
-        "dataset": data.name,
-        "task": data.task,
-        "seed": cfg.train.seed,
-        "selection_metric": cfg.train.metric_for_best_model,
-        **task.record(),
-        "validation": validation,
-        "test": test_metrics(task, data, refs, outputs, report, test_loss),
+        **metrics,
         "epochs_trained": None,  # no training steps: one fit per value of the grid
         "global_steps": None,
         "regularization": search_record,

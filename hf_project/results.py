@@ -65,18 +65,10 @@ def write_results(
     """Every result file of the run directory, then a copy of the model in weights/. `input_facts`: the modality
     stage's input_facts, recorded in the manifest."""
     task: Task = getattr(trainer, "task", SingleLabel())
-    outputs = task.outputs(test.predictions)  # probabilities, or values in the target's units
-    refs = np.asarray(data.references("test"))
-    report = task.report(refs, outputs, data.label_names)
+    metrics, refs, outputs, report = scored_test(cfg, spec, data, task, test.predictions, validation,
+                                                 test.metrics.get("test_loss"))
     metrics = {
-        "model": spec.name,
-        "dataset": data.name,
-        "task": data.task,
-        "seed": cfg.train.seed,
-        "selection_metric": cfg.train.metric_for_best_model,
-        **task.record(),
-        "validation": validation,
-        "test": test_metrics(task, data, refs, outputs, report, test.metrics.get("test_loss")),
+        **metrics,
         "epochs_trained": trainer.state.epoch,
         "global_steps": trainer.state.global_step,
     }
@@ -104,12 +96,28 @@ def write_results(
     return metrics
 
 
-def test_metrics(task: Task, data: PreparedData, refs: np.ndarray, outputs: np.ndarray, report: dict[str, Any],
-                 loss: float | None) -> dict[str, Any]:
-    """metrics.json's `test` entry: the loss, the task's scores, the calibration of a classifier's (temperature-
-    scaled) outputs (ece, brier, nll) and the number of examples; any model, neural or linear."""
-    return {"loss": loss, **{k: report[k] for k in TASK_METRICS[data.task]}, **task.calibration(refs, outputs),
-            "num_examples": int(len(refs))}
+def scored_test(cfg: ExperimentConfig, spec: ModelSpec, data: PreparedData, task: Task, predictions: np.ndarray,
+                validation: dict[str, Any], loss: float | None) -> tuple[dict[str, Any], np.ndarray, np.ndarray,
+                                                                       dict[str, Any]]:
+    """The one test evaluation of any model, neural or linear, from its raw test outputs (logits): metrics.json's
+    common entries (the `test` entry: loss, the task's scores, the calibration of a classifier's temperature-scaled
+    outputs, the number of examples), the references, the outputs (probabilities, or values in the target's units)
+    and the task's report."""
+    outputs = task.outputs(predictions)
+    refs = np.asarray(data.references("test"))
+    report = task.report(refs, outputs, data.label_names)
+    metrics = {
+        "model": spec.name,
+        "dataset": data.name,
+        "task": data.task,
+        "seed": cfg.train.seed,
+        "selection_metric": cfg.train.metric_for_best_model,
+        **task.record(),
+        "validation": validation,
+        "test": {"loss": loss, **{k: report[k] for k in TASK_METRICS[data.task]}, **task.calibration(refs, outputs),
+                 "num_examples": int(len(refs))},
+    }
+    return metrics, refs, outputs, report
 
 
 def write_test_files(run_dir: Path, data: PreparedData, task: Task, refs: np.ndarray, outputs: np.ndarray,
