@@ -879,9 +879,12 @@ def results_section(report: Report, figures: dict[str, str]) -> str:
 
 
 def fmt_seconds(seconds: float | None) -> str:
+    """A duration with its unit: '101 s', '45.5 min', '2.3 h'."""
     if seconds is None:
         return "-"
-    return f"{seconds:.0f}" if seconds < 600 else f"{seconds / 60:.1f} min"
+    if seconds < 600:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 36000 else f"{seconds / 3600:.1f} h"
 
 
 def cost_table(report: Report) -> str:
@@ -892,7 +895,7 @@ def cost_table(report: Report) -> str:
     for c in costs(report):
         rows.append(" & ".join([
             tex(c.model), fmt_params(c.parameters), fmt_seconds(c.train_seconds),
-            "-" if c.samples_per_second is None else f"{c.samples_per_second:.1f}",
+            "-" if c.samples_per_second is None else f"{c.samples_per_second:,.1f}",
             "-" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}",
             "-" if c.test is None else f"{c.test:.4f}"]) + " \\\\")
     kinds = sorted({c.peak_memory_kind for c in costs(report) if c.peak_memory_kind})
@@ -900,46 +903,36 @@ def cost_table(report: Report) -> str:
     device = report.reference.manifest.get("device", {})
     return "\n".join([
         "\\begin{table}[tbp]", "\\centering", "\\small",
-        f"\\caption{{What each model costs and what it scores: trainable parameters, training time (s, the Trainer's "
-        f"own runtime, without data preparation), training throughput (examples per second), peak memory in MB"
-        f"{memory} and test {title}; means over seeds, on {tex(device.get('type', '?'))} "
-        f"({tex(device.get('name', '?'))}).}}",
+        f"\\caption{{What each model costs and what it scores: trainable parameters, training time (the Trainer's "
+        "own runtime over every epoch, or a linear baseline's fits over its grid; data preparation excluded), "
+        f"training throughput (examples per second), peak memory in MB{memory} and test {title}; means over seeds, on "
+        f"{tex(device.get('type', '?'))} ({tex(device.get('name', '?'))}).}}",
         "\\label{tab:cost}", "\\begin{tabular}{lrrrrr}", "\\toprule",
-        f"model & params & train time (s) & examples/s & peak MB & test {title} \\\\", "\\midrule", *rows,
+        f"model & params & train time & examples/s & peak MB & test {title} \\\\", "\\midrule", *rows,
         "\\bottomrule", "\\end{tabular}", "\\end{table}"])
 
 
 def cost_sentence(report: Report) -> str:
-    """The winner's cost against the cheapest other model's, and what it buys in the selection metric."""
+    """For each other model, how much more the costlier of it and the winner takes to train, and what that buys (or
+    loses) in the selection metric on the test set."""
     metric = report.selection_metric
     title = METRIC_TITLES[metric]
     all_costs = costs(report)
     winner = next(c for c in all_costs if c.model == report.winner.label)
-    others = [c for c in all_costs if c is not winner and c.train_seconds]
     text = "Table~\\ref{tab:cost} sets what each model costs against its test score."
-    if not others or not winner.train_seconds or winner.test is None:
-        return text
-    cheapest = min(others, key=lambda c: c.train_seconds)
-    if cheapest.test is None:
-        return text
-    gain = winner.test - cheapest.test if greater_is_better(metric) else cheapest.test - winner.test
-    amount = (f"{abs(gain) * 100:.1f} points of {title}" if metric in PROPORTIONS
-              else f"{abs(gain):.4g} in {title}")
-    ratio = winner.train_seconds / cheapest.train_seconds
-    params = winner.parameters / max(cheapest.parameters, 1)
-    text += (f" {tex(winner.model)} has {params:.1f}$\\times$ the trainable parameters of {tex(cheapest.model)} and "
-             f"takes {ratio:.1f}$\\times$ its training time ({fmt_seconds(winner.train_seconds)} against "
-             f"{fmt_seconds(cheapest.train_seconds)} s)")
-    if gain > 0:
-        text += f" for a gain of {amount} on the test set"
-        if metric in PROPORTIONS and ratio > 0:
-            text += (f", or {gain * 100 / max(winner.train_seconds - cheapest.train_seconds, 1e-9) * 60:.2f} points "
-                     "per extra minute of training" if winner.train_seconds > cheapest.train_seconds else "")
-        text += "."
-    elif gain == 0:
-        text += ", for the same test score."
-    else:
-        text += f", and scores {amount} lower on the test set."
+    for other in all_costs:
+        if other is winner or not (other.train_seconds and winner.train_seconds) or None in (other.test, winner.test):
+            continue
+        costly, cheap = (winner, other) if winner.train_seconds >= other.train_seconds else (other, winner)
+        gain = costly.test - cheap.test if greater_is_better(metric) else cheap.test - costly.test
+        amount = (f"{abs(gain) * 100:.1f} points of {title}" if metric in PROPORTIONS
+                  else f"{abs(gain):.4g} in {title}")
+        text += (f" {tex(costly.model)} takes {costly.train_seconds / cheap.train_seconds:.1f}$\\times$ the training "
+                 f"time of {tex(cheap.model)} ({fmt_seconds(costly.train_seconds)} against "
+                 f"{fmt_seconds(cheap.train_seconds)}) with "
+                 f"{costly.parameters / max(cheap.parameters, 1):.1f}$\\times$ its trainable parameters, and "
+                 + (f"gains {amount} on the test set for it." if gain > 0 else
+                    f"scores {amount} lower on the test set." if gain < 0 else "scores the same on the test set."))
     return text
 
 
@@ -1017,33 +1010,45 @@ def class_phrase(c: ClassScore) -> str:
     return f"\\texttt{{{tex(c.label)}}} (F1 {c.f1:.2f}, {c.train:,} training examples)"
 
 
+IMBALANCED = 1.5  # largest over smallest training count from which class size can explain F1
+
+
 def class_sentence(report: Report) -> str:
     """The winner's best and worst classes (labels) with their training examples, and whether F1 follows the
-    number of training examples."""
+    number of training examples (only said when class sizes differ enough for it to mean something)."""
     errors = report.errors
     scored = errors.scored if errors else []
     if len(scored) < 2:
         return ""
     k = 3 if len(scored) >= 8 else 1
     unit = "labels" if report.task == "multi_label" else "classes"
-    best, worst = scored[:k], scored[-k:][::-1]
-    text = (f"By class, {tex(report.winner.label)}'s best {unit} on the test set are "
-            if k > 1 else f"By class, {tex(report.winner.label)}'s best on the test set is ")
+    name = tex(report.winner.label)
+    top = scored[0].f1
+    best = scored[:k]
+    worst = [c for c in scored[::-1] if c.f1 < top][:k]
+    if not worst:
+        return f"By class, {name} has the same test F1 ({top:.2f}) on every one of the {len(scored)} {unit}."
+    text = (f"By class, {name}'s best {unit} on the test set are " if len(best) > 1
+            else f"By class, {name}'s best on the test set is ")
     text += ", ".join(class_phrase(c) for c in best)
-    text += f"; its worst {'are' if k > 1 else 'is'} " + ", ".join(class_phrase(c) for c in worst) + "."
+    text += f"; its worst {'are' if len(worst) > 1 else 'is'} " + ", ".join(class_phrase(c) for c in worst) + "."
     zero = [c for c in scored if c.f1 == 0]
     if zero:
-        text += (f" It never gets {len(zero)} of the {len(scored)} {unit} right (F1 0)"
-                 + (f", all with {max(c.train for c in zero):,} training examples or fewer" if zero else "") + ".")
+        text += (f" It never gets {len(zero)} of the {len(scored)} {unit} right (F1 0), all with "
+                 f"{max(c.train for c in zero):,} training examples or fewer.")
+    counts = [c.train for c in scored]
     rho = errors.correlation
-    if rho is not None:
+    if min(counts) > 0 and max(counts) / min(counts) < IMBALANCED:
+        text += (f" The {unit} are about equally frequent in training ({min(counts):,} to {max(counts):,} examples), "
+                 "so their size does not explain the differences.")
+    elif rho is not None:
         strength = ("strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "hardly")
         direction = "rises" if rho > 0 else "falls"
-        text += (f" Over the {len(scored)} {unit} with test examples, F1 {strength} {direction} with the number of "
-                 f"training examples (Spearman $\\rho = {rho:.2f}$)"
+        text += (f" Over the {len(scored)} {unit} with test examples ({min(counts):,} to {max(counts):,} training "
+                 f"examples), F1 {strength} {direction} with the number of training examples (Spearman "
+                 f"$\\rho = {rho:.2f}$)"
                  + (", so the rare classes are the data's weak spot rather than the model's alone." if rho >= 0.3
-                    else "; what makes a class hard is not only how rare it is." if abs(rho) < 0.3 else ".")
-                 )
+                    else "; what makes a class hard is not only how rare it is." if abs(rho) < 0.3 else "."))
     return text
 
 
@@ -1071,8 +1076,9 @@ def confused_table(report: Report, with_examples: bool) -> str:
                                                              else "")
     return "\n".join([
         "\\begin{table}[tbp]", "\\centering", "\\small", "\\setlength{\\tabcolsep}{4pt}",
-        f"\\caption{{The {len(rows)} most frequent confusions of {tex(report.winner.label)} on the test set: test "
-        "examples of the true class predicted as the other (in brackets, their share of the true class)"
+        (f"\\caption{{The {len(rows)} most frequent confusions" if len(rows) > 1 else "\\caption{The one confusion")
+        + f" of {tex(report.winner.label)} on the test set: test examples of the true class predicted as the other "
+        "(in brackets, their share of the true class)"
         + ("; beside each, the example the model got wrong with the highest probability $p$." if with_examples
            else ".") + "}",
         "\\label{tab:confused}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule", header + " \\tabularnewline",
@@ -1087,9 +1093,11 @@ def errors_paragraph(report: Report, figures: dict[str, str]) -> str:
     in_body = report.task != "single_label" or num_classes(report) <= MANY_CLASSES
     if errors and errors.pairs:
         top = errors.pairs[0]
-        parts.append(f"Table~\\ref{{tab:confused}} lists its most frequent confusions; the largest sends "
-                     f"{top.count} test examples of \\texttt{{{tex(top.true)}}} ({top.share * 100:.0f}\\% of them) "
-                     f"to \\texttt{{{tex(top.predicted)}}}.")
+        lead = ("Table~\\ref{tab:confused} lists its most frequent confusions; the largest sends "
+                if len(errors.pairs) > 1 else "Table~\\ref{tab:confused} lists its only confusion, which sends ")
+        parts.append(lead + f"{top.count} test example{'s' if top.count > 1 else ''} of "
+                     f"\\texttt{{{tex(top.true)}}} ({top.share * 100:.0f}\\% of them) to "
+                     f"\\texttt{{{tex(top.predicted)}}}.")
         with_examples = report.modality == "text"
         blocks.append(confused_table(report, with_examples))
         if not with_examples and "confused" in figures:
@@ -1109,11 +1117,16 @@ def num_classes(report: Report) -> int:
     return len(report.reference.manifest["label_names"])
 
 
+CONFUSED_WIDTHS = {1: 0.35, 2: 0.6}  # of the text width, by the number of panels in the run's figure (more: 0.85)
+
+
 def confused_figure(report: Report, figures: dict[str, str]) -> str:
     noun = report.input_nouns[1]
     return "\n".join([
         "\\begin{figure}[tbp]", "\\centering",
-        f"\\includegraphics[width=0.8\\textwidth,height=0.3\\textheight,keepaspectratio]{{{figures['confused']}}}",
+        # the run draws up to three panels a row: a single clip or image stays the size of one
+        f"\\includegraphics[width={CONFUSED_WIDTHS.get(len(report.errors.pairs), 0.85)}\\textwidth,"
+        f"height=0.3\\textheight,keepaspectratio]{{{figures['confused']}}}",
         f"\\caption{{The test {noun} of the confusions of Table~\\ref{{tab:confused}} that "
         f"{tex(report.winner.label)} got wrong with the highest probability, titled true $\\rightarrow$ predicted "
         "class (the pair's count; the probability of the wrong class).}", "\\label{fig:confused}", "\\end{figure}"])
