@@ -831,6 +831,11 @@ class Report:
         return next((p for p in drawn if p.is_file()), None)
 
 
+# Above this many classes a confusion matrix cannot be read at a column's or a slide's size: the paper moves it to a
+# page of its own and the video shows the most confused pairs instead.
+MANY_CLASSES = 12
+
+
 @dataclass
 class ClassScore:
     """One class (or label) of the winner's test report beside its number of training examples."""

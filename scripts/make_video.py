@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Draft the presentation video from the complete runs: slides, narration (espeak-ng), H.264 + AAC MP4.
 
-    python scripts/make_video.py                                          # runs/ -> presentation/presentation.mp4
+    python scripts/make_video.py --author "Ada Lovelace" --student_number 1234567   # runs/ -> presentation/
+    python scripts/make_video.py --notebook notebooks/my_walkthrough.ipynb          # your notebook's key cells
     python scripts/make_video.py --runs runs/fortunes --face webcam.mp4   # with the presenter in a corner
     python scripts/make_video.py --script presentation/presentation.narration.txt   # after editing the narration
     python scripts/make_video.py --bootstrap_samples 10000 --bootstrap_seed 7       # the paired intervals' resamples

@@ -523,3 +523,21 @@ def test_overfull_boxes_are_read_from_the_log_with_their_file():
     found = overfull_boxes(log)
     assert found == ['by 23.5 pt (in alignment at lines 9--14 of generated/models.tex: "[] [] []")',
                      'by 5.0 pt (in paragraph at lines 90--91 of paper.tex: "[]x")']
+
+
+def test_many_classes_video_shows_the_confusions_not_an_unreadable_matrix(many_classes):
+    """At 43 classes the video's test slide is two legible tables: the most frequent confusions and the hardest
+    classes (the paper's Table tab:confused and the matrix of its appendix say the same)."""
+    from matplotlib.text import Text
+
+    from hf_project.video.deck import draft_slides, slide_figure
+
+    report = build_report(many_classes / "runs")
+    slide = next(s for s in draft_slides(report) if s.key == "confusion")
+    fig = slide_figure(slide, 1, 1, 1280, 720)
+    texts = {t.get_text() for t in fig.findobj(Text)}
+    assert "Most frequent confusions" in texts and "Hardest classes (lowest F1 first)" in texts
+    top = report.errors.pairs[0]
+    assert {top.true, top.predicted, str(top.count)} <= texts
+    assert not fig.findobj(lambda o: o.__class__.__name__ == "AxesImage")  # no picture of the matrix
+    assert "most frequent confusions" in slide.narration

@@ -263,3 +263,18 @@ def test_the_paper_speaks_of_it_as_a_linear_baseline(both, tmp_path):
     assert "TF-IDF, word 1-2-grams" in training
     assert "reads each whole text as TF-IDF weights" in generated["preprocessing"]
     assert "logistic regression on" in generated["models"]
+
+
+def test_the_video_draft_speaks_of_it_as_a_linear_baseline(both, tmp_path):
+    """Every slide of the report draws, and no narration gives it a learning rate, epochs or a curve."""
+    from hf_project.report import build_report
+    from hf_project.video.deck import draft_slides, render_slides
+
+    report = build_report(both["tfidf_lr"].parents[2])
+    deck = draft_slides(report)
+    said = {s.key: s.narration for s in deck}
+    assert "tfidf_lr is the simple baseline: a logistic regression on" in said["models"]
+    assert "The neural models use batch size" in said["models"]
+    assert "tfidf_lr has no curve" in said["training"] and "tfidf_lr reached" not in said["training"]
+    render_slides(deck, tmp_path / "slides", 640, 360)
+    assert all(s.image.is_file() for s in deck)

@@ -15,6 +15,7 @@ from hf_project import plots, runs
 from hf_project.compare import TEST_RULES, latex_escape, p_text, paired_latex, stat_text, to_latex
 from hf_project.metrics import greater_is_better
 from hf_project.report import (
+    MANY_CLASSES,
     METRIC_TITLES,
     PROPORTIONS,
     ClassScore,
@@ -1002,7 +1003,6 @@ def curves_sentence(report: Report) -> str:
 
 # ---- results: errors -------------------------------------------------------------------------------------------
 
-MANY_CLASSES = 12  # above this, the full confusion matrix goes to the appendix and the body shows the pairs table
 EXAMPLE_CHARS = 110  # characters of a text shown in the confused-pairs table
 
 

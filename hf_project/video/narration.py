@@ -11,16 +11,20 @@ from typing import Any
 
 import numpy as np
 
-from hf_project import plots, runs
+from hf_project import runs
 from hf_project.compare import MINUS, p_text, stat_text
 from hf_project.errors import UserError
 from hf_project.metrics import greater_is_better
-from hf_project.report import METRIC_TITLES, PROPORTIONS, Report, Run, fmt_params
+from hf_project.report import MANY_CLASSES, METRIC_TITLES, PROPORTIONS, Report, Run, fmt_params
+from hf_project.video.notebook import NotebookCell, Output
 from hf_project.video.render import MIN_SLIDE_SECONDS
+from hf_project.video.slides import SAMPLE_TEXT_CLASSES
+from hf_project.video.talk import Presenter
 
-# {each} is " of each class" for single-label data, whose examples are shown class by class, else "".
+# {each} says how the examples are chosen: class by class for single-label data (texts: a few classes, by their test
+# rows, as slides.sample_texts picks them), else none.
 SAMPLES_NARRATION = {
-    "text": "Here are a few training texts{each}, as the models read them before tokenisation.",
+    "text": "Here are a few test texts{each}, as the models read them before tokenisation.",
     "image": "Here are a few training images{each}, as they are stored, before resizing or augmentation.",
     "audio": "Here are a few training clips{each}, drawn as log-mel spectrograms: time runs from left to "
              "right, pitch from bottom to top, and brighter means louder.",
@@ -44,10 +48,13 @@ def _spoken(value: float | None, other: float | None = None) -> str:
     return f"{value:.{digits}f}"
 
 
-def title(report: Report) -> str:
+def title(report: Report, presenter: Presenter) -> str:
+    """Who presents first (the course asks for it), then what is compared. Missing fields are said as their
+    placeholders, which the narration file asks the author to replace."""
     models = [g.label for g in report.groups]
-    return (f"Hello. This presentation compares {len(models)} models for {report.modality} {report.task_name} on the "
-            f"{report.dataset} data set: {', '.join(models)}. Everything shown comes from our training runs.")
+    return (f"Presented by {presenter.shown_name}, student number {presenter.spoken_number}. This presentation "
+            f"compares {len(models)} models for {report.modality} {report.task_name} on the {report.dataset} data set: "
+            f"{', '.join(models)}. Everything shown comes from our training runs.")
 
 
 def data(report: Report) -> str:
@@ -96,7 +103,14 @@ def label_sentence(train: list[dict[str, Any]], metric: str) -> str:
 
 
 def samples(report: Report) -> str:
-    return SAMPLES_NARRATION[report.modality].format(each=" of each class" if report.task == "single_label" else "")
+    if report.task != "single_label":
+        each = (", each with its labels" if report.task == "multi_label" else
+                f", each with its {report.reference.target_name}")
+        return SAMPLES_NARRATION[report.modality].format(each=each if report.modality == "text" else "")
+    classes = len(report.reference.manifest["label_names"])
+    shown = min(classes, SAMPLE_TEXT_CLASSES) if report.modality == "text" else classes
+    each = " of each class" if shown == classes else f" of {shown} of the {classes} classes"
+    return SAMPLES_NARRATION[report.modality].format(each=each)
 
 
 def models(report: Report) -> str:
@@ -105,13 +119,22 @@ def models(report: Report) -> str:
         run = g.first
         params = run.manifest["parameters"]["total"]
         hyper = run.hyperparameters()
+        if run.family == "linear":
+            fit = run.linear
+            parts.append(f"{g.label} is the simple baseline: a logistic regression on "
+                         f"{fit.get('num_features', 0):,} TF-IDF word features, its regularisation chosen on "
+                         f"validation (C of {fit.get('regularization', {}).get('C', 0):g})")
+            continue
         kind = "trained from scratch" if run.from_scratch else "fine-tuned from a pretrained checkpoint"
         parts.append(f"{g.label} has {fmt_params(params).replace('M', ' million').replace('k', ' thousand')} "
                      f"parameters, reads {spoken_input(run)} and is {kind}, with learning rate "
                      f"{hyper['learning rate']:g} for up to {hyper['epochs (max)']:g} epochs")
-    batch = report.reference.hyperparameters()["batch size"]
-    return ("; ".join(parts) + f". All use batch size {batch}, AdamW, warm-up and early stopping on validation "
-            f"{METRIC_TITLES[report.selection_metric]}.")
+    neural = [g for g in report.groups if g.first.family != "linear"]
+    if not neural:
+        return "; ".join(parts) + "."
+    batch = neural[0].first.hyperparameters()["batch size"]
+    return ("; ".join(parts) + f". {'All' if len(neural) == len(report.groups) else 'The neural models'} use batch "
+            f"size {batch}, AdamW, warm-up and early stopping on validation {METRIC_TITLES[report.selection_metric]}.")
 
 
 def spoken_input(run: Run) -> str:
@@ -125,18 +148,80 @@ def spoken_input(run: Run) -> str:
     return text
 
 
-def notebook(report: Report) -> str:
-    many = plots.INPUT_NOUNS[report.modality][1]
-    outputs = "predicted values" if report.task == "regression" else "probabilities"
-    return (f"The notebook notebooks/inference.ipynb loads the saved weights of each model, predicts the test {many} "
-            f"again and checks that its {outputs} equal those of the evaluation. A few of its test predictions are "
-            "on screen.")
+def cell(cell: NotebookCell, first: bool, notebook: str, described: bool = True) -> str:
+    """A notebook slide: the section of the cell and (when `described`) the Markdown before it, what the cell does,
+    then what it showed when run. The first one says which notebook is run, and on what."""
+    text = f"Now the notebook {Path(notebook).stem}, run on these runs. " if first else ""
+    if cell.heading:
+        text += f"{cell.heading[0].upper() + cell.heading[1:]}. "
+    description = first_sentence(spoken_markdown(cell.description), CELL_WORDS) if described else ""
+    if description:
+        text += description + " "
+    return text + output_sentence(cell.outputs)
+
+
+CELL_WORDS = 14  # of the Markdown description a notebook slide speaks: the slide shows the rest
+PRINTED_WORDS = 12  # of a printed line it reads out
+
+
+def spoken_markdown(text: str) -> str:
+    """Markdown as a speech synthesiser reads it well: no emphasis or code marks, no link targets, no asides in
+    parentheses."""
+    text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"`([^`]*)`", lambda m: m.group(1).replace("_", " "), text)
+    text = re.sub(r"\*\*|__|(?<!\w)[*_]|[*_](?!\w)", "", text)
+    while re.search(r"\([^()]*\)", text):
+        text = re.sub(r"\s*\([^()]*\)", "", text)
+    return " ".join(text.split())
+
+
+def first_sentence(text: str, max_words: int) -> str:
+    """The first sentence of `text`; when longer than `max_words` words, up to its last clause (cut at ; : or ,)
+    within them, or nothing when that clause would be too short to say anything."""
+    sentence = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0].strip()
+    words = sentence.split()
+    if len(words) <= max_words:
+        return sentence if not sentence or sentence[-1] in ".!?" else sentence.rstrip(",;:") + "."
+    head = " ".join(words[:max_words])
+    cut = max(head.rfind(";"), head.rfind(":"), head.rfind(","))
+    return head[:cut].rstrip() + "." if cut > len(head) // 3 else ""
+
+
+def output_sentence(outputs: Sequence[Output]) -> str:
+    """What a cell showed, in a sentence: the first line it printed that reads well aloud, then its tables and
+    figures counted."""
+    printed = next((line for o in outputs if o.text for line in o.text.splitlines()
+                    if _speakable(line) and len(line.split()) <= PRINTED_WORDS), None)
+    tables = sum(o.table is not None for o in outputs)
+    pictures = sum(o.picture is not None for o in outputs)
+    shown = [f"{n} {noun}{'s' if n > 1 else ''}" if n > 1 else f"a {noun}" for n, noun in
+             ((tables, "table"), (pictures, "figure")) if n]
+    parts = ([f"prints {_said(printed)}"] if printed else []) + ([f"shows {' and '.join(shown)}"] if shown else [])
+    if not parts:
+        return "It shows no output."
+    return "When run, it " + ", and ".join(parts) + "."
+
+
+def _speakable(line: str) -> bool:
+    """A printed line worth reading out: short, words more than numbers, no dictionaries, lists or hashes."""
+    line = line.strip()
+    letters = sum(c.isalpha() for c in line)
+    return (8 <= len(line) <= 90 and letters > len(line) / 2 and not re.search(r"[{}\[\]|<>]", line)
+            and not re.search(r"\b[0-9a-f]{10,}\b", line) and not line.startswith("…"))
+
+
+def _said(line: str) -> str:
+    return " ".join(line.replace(" / ", " over ").replace(" = ", " equals ").replace("->", "gives").split()).rstrip(
+        ".")
 
 
 def training(report: Report) -> str:
     parts = []
     for g in report.groups:
         run = g.best_run
+        if run.family == "linear":  # fitted without steps: no curve, no epochs
+            parts.append(f"{g.label} has no curve: it is fitted in one go for each value of C")
+            continue
         val = run.metrics["validation"]
         trained, best_epoch = run.metrics.get("epochs_trained") or 0, val.get("best_epoch") or 0
         stopped = trained - best_epoch > 0.5
@@ -198,7 +283,9 @@ def confusion(report: Report) -> str:
     matrix = np.asarray(counts)
     off = matrix.copy()
     np.fill_diagonal(off, 0)
-    text = f"This is the confusion matrix of {report.winner.label} on the test set. "
+    text = (f"This is the confusion matrix of {report.winner.label} on the test set. " if len(labels) <= MANY_CLASSES
+            else f"With {len(labels)} classes, these are the most frequent confusions of {report.winner.label} on the "
+                 "test set, beside its hardest classes. ")
     if off.sum() == 0:
         return text + "It makes no mistakes on the test set."
     i, j = np.unravel_index(off.argmax(), off.shape)
@@ -267,19 +354,29 @@ NARRATION_HEADER = """\
 # Edit the text, then render again from this file:
 #     python scripts/make_video.py --script {script}{runs}
 # Lines starting with # are ignored. Keep the [slide] headers; a slide left empty is shown for {min:g} s in silence.
+# [notebook-1], [notebook-2], ... are the notebook's key cells, in order.{placeholders}
 """
+PLACEHOLDERS_NOTE = """
+# The [title] section still says {fields}: put your own there (or pass --author and --student_number) before you
+# render the video you hand in."""
 
 
 def write_narration(sections: Sequence[tuple[str, str]], path: Path, video: Path, runs_hint: str) -> str:
-    """The (slide key, narration) sections as the editable narration file; returns its text."""
-    text = NARRATION_HEADER.format(video=video.name, script=path, runs=runs_hint, min=MIN_SLIDE_SECONDS)
+    """The (slide key, narration) sections as the editable narration file; returns its text. A header line warns
+    when the title still holds the presenter's placeholders."""
+    said = " ".join(text for _, text in sections)
+    missing = [p for p in (Presenter.NAME_PLACEHOLDER, Presenter.NUMBER_PLACEHOLDER) if p in said]
+    note = PLACEHOLDERS_NOTE.format(fields=" and ".join(missing)) if missing else ""
+    text = NARRATION_HEADER.format(video=video.name, script=path, runs=runs_hint, min=MIN_SLIDE_SECONDS,
+                                   placeholders=note)
     text += "".join(f"\n[{key}]\n{narration}\n" for key, narration in sections)
     runs.atomic_write_text(path, text)
     return text
 
 
 def read_narration(path: Path, keys: Sequence[str]) -> dict[str, str]:
-    """The narration of each [slide] section of an edited file; `keys` are the slides there may be, in order."""
+    """The narration of each [slide] section of an edited file; `keys` are the slides of the deck, in order (the
+    walkthrough's notebook-1, notebook-2, ... among them)."""
     if not path.is_file():
         raise UserError(f"narration script {path} not found: draft one by running without --script")
     sections: dict[str, list[str]] = {}
@@ -291,7 +388,8 @@ def read_narration(path: Path, keys: Sequence[str]) -> dict[str, str]:
         if header:
             current = header.group(1)
             if current not in keys:
-                raise UserError(f"{path}:{n}: unknown slide [{current}]: the slides are {', '.join(keys)}")
+                fewer = " (the notebook has fewer key cells now)" if current.startswith("notebook-") else ""
+                raise UserError(f"{path}:{n}: unknown slide [{current}]: the slides are {', '.join(keys)}{fewer}")
             sections[current] = []
         elif line.strip():
             if current is None:
