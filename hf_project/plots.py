@@ -96,10 +96,12 @@ def _normalise_rows(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, support, out=np.zeros(matrix.shape, dtype=float), where=support > 0)
 
 
-def _annotate(ax: Any, values: np.ndarray, normalize: bool, vmax: float) -> None:
+def _annotate(ax: Any, values: np.ndarray, normalize: bool, vmax: float, fontsize: float | None = None) -> None:
     num_classes = values.shape[0]
-    fontsize = 9 if num_classes <= 10 else 7
+    fontsize = fontsize or (9 if num_classes <= 10 else 7)
     for (row, col), value in np.ndenumerate(values):
+        if row != col and value < 0.005:  # an empty cell says nothing: left blank, the non-zero ones stand out
+            continue
         text = f"{value:.2f}" if normalize else f"{int(value)}"
         # White text on the dark end of the colour map keeps the numbers legible.
         color = "white" if vmax > 0 and value > 0.6 * vmax else "black"
@@ -154,7 +156,7 @@ def plot_confusion_matrix(
                  pad=0.01 if width else 0.05)
     _set_class_ticks(ax, label_names, tick_size)
     if num_classes <= MAX_ANNOTATED_CLASSES:
-        _annotate(ax, values, normalize, vmax)
+        _annotate(ax, values, normalize, vmax, tick_size - 1 if tick_size else None)
     ax.set_xlabel("predicted label")
     ax.set_ylabel("true label")
     ax.set_title(title)

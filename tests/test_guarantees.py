@@ -187,6 +187,7 @@ def test_confusion_matrix_plot_shows_row_fractions_and_the_counts_it_was_given(d
     np.testing.assert_allclose(ax.images[0].get_array(), [[0.8, 0.2, 0], [0.25, 0.75, 0], [0, 0, 0]])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b", "c"]
     assert {t.get_text() for t in ax.texts} >= {"0.80", "0.75", "0.25"}  # the cells are annotated with their values
+    assert len(ax.texts) == 3 + 2  # the diagonal and the non-zero mistakes; empty cells stay blank
 
 
 def test_comparison_plots_draw_every_model_and_seed(drawn, tmp_path):

@@ -1103,10 +1103,14 @@ def errors_paragraph(report: Report, figures: dict[str, str]) -> str:
         if not with_examples and "confused" in figures:
             parts.append("Figure~\\ref{fig:confused} shows the test input of each pair that it got wrong with the "
                          "highest probability.")
+            if in_body and report.task == "single_label":  # with the matrix: one float, two panels side by side
+                parts.append(f"{test_figure_ref(report)} shows {TEST_FIGURE_SHOWS[report.task]}.")
+                blocks.insert(0, matrix_and_mistakes_figure(report, figures))
+                return " ".join(p for p in parts if p) + "\n\n" + "\n\n".join(blocks)
             blocks.append(confused_figure(report, figures))
-    if in_body:
+    if in_body:  # the largest float first, so that it is placed first and no page holds it alone
         parts.append(f"{test_figure_ref(report)} shows {TEST_FIGURE_SHOWS[report.task]}." + errors_sentence(report))
-        blocks.append(test_figure(report, figures, TEST_FIGURE_WIDTHS[report.task]))
+        blocks.insert(0, test_figure(report, figures, TEST_FIGURE_WIDTHS[report.task]))
     else:
         parts.append(f"The full confusion matrix of the {num_classes(report)} classes is "
                      f"{test_figure_ref(report)} in Appendix~\\ref{{app:confusion}}.")
@@ -1115,6 +1119,24 @@ def errors_paragraph(report: Report, figures: dict[str, str]) -> str:
 
 def num_classes(report: Report) -> int:
     return len(report.reference.manifest["label_names"])
+
+
+def matrix_and_mistakes_figure(report: Report, figures: dict[str, str]) -> str:
+    """A few classes of images or clips: the confusion matrix and the surest mistakes side by side, one float (two
+    that pair, never a page each)."""
+    noun = report.input_nouns[1]
+    return "\n".join([
+        "\\begin{figure}[tbp]", "\\centering",
+        f"\\begin{{minipage}}[c]{{0.56\\textwidth}}\\centering"
+        f"\\includegraphics[width=\\linewidth]{{{figures['test']}}}\\\\(a) confusion matrix\\end{{minipage}}\\hfill",
+        f"\\begin{{minipage}}[c]{{0.41\\textwidth}}\\centering"
+        f"\\includegraphics[width=\\linewidth,height=0.3\\textheight,keepaspectratio]{{{figures['confused']}}}"
+        f"\\\\(b) the surest mistakes\\end{{minipage}}",
+        f"\\caption{{{tex(report.winner.label)} on the test set (seed {report.winner.best_run.metrics['seed']}). (a) "
+        "Confusion matrix, rows normalised: the diagonal is the recall of each class. (b) The test "
+        f"{noun} of the confusions of Table~\\ref{{tab:confused}} that it got wrong with the highest probability, "
+        "titled true $\\rightarrow$ predicted class (the pair's count; the probability of the wrong class).}",
+        f"\\label{{{TEST_FIGURE_LABELS[report.task]}}}\\label{{fig:confused}}", "\\end{figure}"])
 
 
 CONFUSED_WIDTHS = {1: 0.35, 2: 0.6}  # of the text width, by the number of panels in the run's figure (more: 0.85)
