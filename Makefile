@@ -49,8 +49,8 @@ submission: paper
 	$(PY) scripts/package_submission.py
 
 # presentation/presentation.mp4 from the complete runs (ffmpeg + espeak-ng; system-deps installs them)
-video: setup
-	$(PY) scripts/make_video.py
+video: setup  # make video AUTHOR="Ada Lovelace" STUDENT_NUMBER=1234567 (placeholders on the title slide without them)
+	$(PY) scripts/make_video.py $(if $(AUTHOR),--author "$(AUTHOR)") $(if $(STUDENT_NUMBER),--student_number "$(STUDENT_NUMBER)")
 
 # BENCHMARKS.md's measurements: ours vs the plain HF recipe (about 40 minutes on 2 CPU cores)
 bench: setup
