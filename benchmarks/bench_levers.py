@@ -1,0 +1,150 @@
+"""Levers on MiniLM's CPU training step, each measured alone against the same baseline (issue 20, point 0).
+
+    .venv/bin/python benchmarks/bench_levers.py [--steps 20] [--batches 8] [--levers baseline,fused]
+
+One training step is forward, backward and AdamW on a batch of 32 real fortunes texts, tokenised with MiniLM's
+tokenizer and padded to the batch's longest (no padding beyond it). The same batches, in the same order, go through
+every lever. The script prints examples per second and model FLOP utilisation for each lever: the forward FLOPs
+counted by torch's FlopCounterMode on the unpadded texts, times 3, over a 2048x2048 matmul peak measured in the same
+process. Levers:
+- baseline: torch.optim.AdamW with its CPU default (a for-loop over the parameters);
+- foreach: AdamW(foreach=True), one kernel per group of tensors;
+- fused: AdamW(fused=True), one fused kernel on CPU;
+- compile: torch.compile of the model (dynamic shapes), compile time reported apart;
+- 1 thread: torch.set_num_threads(1), to see what the second core gives.
+Like every benchmark, it asserts nothing; BENCHMARKS.md records its numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_train import matmul_peak_gflops  # noqa: E402
+
+from hf_project.data.builtin import load_builtin  # noqa: E402
+from hf_project.device import cpu_supports_bf16  # noqa: E402
+from hf_project.models.registry import resolve  # noqa: E402
+
+BATCH = 32
+MAX_LENGTH = 64
+LEARNING_RATE = 2e-4
+
+
+def batches(tokenizer: Any, texts: list[str], labels: list[int], count: int) -> list[dict[str, torch.Tensor]]:
+    out = []
+    for k in range(count):
+        chunk = slice(k * BATCH, (k + 1) * BATCH)
+        enc = tokenizer(texts[chunk], truncation=True, max_length=MAX_LENGTH, padding="longest", return_tensors="pt")
+        enc["labels"] = torch.tensor(labels[chunk])
+        out.append(dict(enc))
+    return out
+
+
+def forward_flops(model: Any, data: list[dict[str, torch.Tensor]]) -> float:
+    """Forward FLOPs of one example, averaged over the batches' texts, each cut to its real tokens."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    n = 0
+    with torch.no_grad(), counter:
+        for batch in data[:2]:
+            for i in range(batch["input_ids"].shape[0]):
+                real = int(batch["attention_mask"][i].sum())
+                model(input_ids=batch["input_ids"][i:i + 1, :real],
+                      attention_mask=batch["attention_mask"][i:i + 1, :real])
+                n += 1
+    return counter.get_total_flops() / n
+
+
+def measure(name: str, make_model: Any, data: list[dict[str, torch.Tensor]], steps: int, optimizer: dict[str, Any],
+            compile_model: bool = False, threads: int | None = None) -> dict[str, Any]:
+    torch.manual_seed(2023)
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    model = make_model()
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01, **optimizer)
+    step_model = torch.compile(model, dynamic=True) if compile_model else model
+    started = time.perf_counter()
+    for batch in data[:2]:  # warm-up (and the compilation, when compiling)
+        step_model(**batch).loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    warmup = time.perf_counter() - started
+    examples, started = 0, time.perf_counter()
+    losses = []
+    for k in range(steps):
+        batch = data[k % len(data)]
+        loss = step_model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(float(loss))
+        examples += batch["input_ids"].shape[0]
+    seconds = time.perf_counter() - started
+    torch.set_num_threads(previous)
+    result = {"lever": name, "examples_per_s": examples / seconds, "warmup_s": warmup, "last_loss": losses[-1]}
+    print(f"[levers] {name}: {result['examples_per_s']:.1f} examples/s (warm-up {warmup:.1f} s)", file=sys.stderr,
+          flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batches", type=int, default=8)
+    parser.add_argument("--levers", default="baseline,foreach,fused,compile,1 thread")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" /
+                                                f"{time.strftime('%Y-%m-%d')}-levers.json"))
+    opts = parser.parse_args(argv)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = resolve("minilm").checkpoint
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    train = load_builtin("fortunes")["train"].shuffle(seed=2023)
+    names = train.features["label"].names
+    texts, labels = list(train["text"][: BATCH * opts.batches]), list(train["label"][: BATCH * opts.batches])
+    data = batches(tokenizer, texts, labels, opts.batches)
+
+    def make_model() -> Any:
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
+
+    flops = 3 * forward_flops(make_model().eval(), data)
+    peak = matmul_peak_gflops("no")
+    known = {"baseline": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+    results = []
+    for lever in [x.strip() for x in opts.levers.split(",") if x.strip()]:
+        if lever == "compile":
+            results.append(measure(lever, make_model, data, opts.steps, {}, compile_model=True))
+        elif lever == "1 thread":
+            results.append(measure(lever, make_model, data, opts.steps, {}, threads=1))
+        else:
+            results.append(measure(lever, make_model, data, opts.steps, known[lever]))
+    base = results[0]["examples_per_s"]
+    for r in results:
+        r["mfu"] = r["examples_per_s"] * flops / (peak * 1e9)
+        r["vs_baseline"] = r["examples_per_s"] / base
+    print("| lever | examples/s | vs baseline | MFU (fp32) | warm-up s |\n|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['lever']} | {r['examples_per_s']:.1f} | {r['vs_baseline']:.2f}x | {r['mfu']:.0%} | "
+              f"{r['warmup_s']:.1f} |")
+    Path(opts.output).write_text(json.dumps({
+        "command": " ".join(sys.argv), "train_gflop_per_example": flops / 1e9, "matmul_peak_gflops": peak,
+        "threads": torch.get_num_threads(), "cpu_bf16": cpu_supports_bf16(), "torch": torch.__version__,
+        "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
