@@ -417,18 +417,28 @@ def plot_sample_inputs(examples: Sequence[tuple[str, Any]], modality: str, path:
 CONFUSED_MAX_PAIRS = 6  # panels of the confused-examples figure
 
 
+def order_confusions(matrix: Any) -> list[tuple[int, int, int]]:
+    """(true class, predicted class, count) of every mistake in a confusion matrix (rows: true classes), largest
+    first; ties by the share of the true class's examples, then by class order. The one order of the confused pairs:
+    the confused-examples figure (most_confused) and the report's error analysis (hf_project.report.confused_pairs).
+    Numpy only, so the report can use it without drawing anything."""
+    counts = np.asarray(matrix, dtype=np.int64)
+    totals = np.maximum(counts.sum(axis=1), 1)
+    cells = [(int(i), int(j), int(counts[i, j])) for i, j in zip(*np.nonzero(counts), strict=True) if i != j]
+    cells.sort(key=lambda c: (-c[2], -c[2] / totals[c[0]], c[0], c[1]))
+    return cells
+
+
 def most_confused(truth: Sequence[int], predicted: Sequence[int],
                   k: int = CONFUSED_MAX_PAIRS) -> list[tuple[int, int, int]]:
-    """(true class, predicted class, count) of the k most frequent mistakes, largest first (ties: by the share of
-    the true class, then by class ids): the order of hf_project.report.confused_pairs."""
-    truth, predicted = np.asarray(truth), np.asarray(predicted)
-    totals = np.bincount(truth) if len(truth) else np.zeros(0, dtype=int)
-    cells: dict[tuple[int, int], int] = {}
-    for t, p in zip(truth.tolist(), predicted.tolist(), strict=True):
-        if t != p:
-            cells[(t, p)] = cells.get((t, p), 0) + 1
-    ordered = sorted(cells.items(), key=lambda c: (-c[1], -c[1] / totals[c[0][0]], c[0]))
-    return [(t, p, n) for (t, p), n in ordered[:k]]
+    """(true class, predicted class, count) of the k most frequent mistakes, in order_confusions' order."""
+    truth, predicted = np.asarray(truth, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    if not len(truth):
+        return []
+    n = int(max(truth.max(), predicted.max())) + 1
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return order_confusions(matrix)[:k]
 
 
 def plot_confused_examples(examples: Sequence[tuple[str, Any]], modality: str, path: str | Path,

@@ -823,6 +823,11 @@ class Report:
         """Where the winner's best run errs on the test set (None for a regression)."""
         return error_analysis(self.winner.best_run)
 
+    @cached_property
+    def costs(self) -> list[Cost]:
+        """What each group costs to train beside its test score, in the report's order (model_costs)."""
+        return model_costs(self)
+
     @property
     def sample_inputs_figure(self) -> Path | None:
         """The sample-inputs figure drawn by the runs at training time (None for runs older than it). Every run of a
@@ -898,24 +903,22 @@ def error_analysis(run: Run, num_pairs: int = 5) -> ErrorAnalysis | None:
 
 
 def confused_pairs(run: Run, k: int = 5) -> list[ConfusedPair]:
-    """The k largest off-diagonal cells of a single-label run's test confusion matrix (ties: by share, then by class
-    order, as plots.most_confused orders the run's confused-examples figure), each with the mistake the model was
-    most sure of."""
+    """The k largest off-diagonal cells of a single-label run's test confusion matrix, in plots.order_confusions'
+    order (the order of the run's confused-examples figure), each with the mistake the model was most sure of."""
+    from hf_project.plots import order_confusions  # and matplotlib with it: only when errors are analysed
+
     labels, matrix = run.confusion_matrix()
     counts = np.asarray(matrix, dtype=np.int64)
     totals = counts.sum(axis=1)
-    cells = [(int(counts[i, j]), counts[i, j] / max(totals[i], 1), i, j)
-             for i in range(len(labels)) for j in range(len(labels)) if i != j and counts[i, j] > 0]
-    cells.sort(key=lambda c: (-c[0], -c[1], c[2], c[3]))
     rows = run.predictions()
     pairs = []
-    for count, share, i, j in cells[:k]:
+    for i, j, count in order_confusions(counts)[:k]:
         true, predicted = labels[i], labels[j]
         mistakes = [r for r in rows if r["label"] == true and r["predicted"] == predicted]
         best = max(mistakes, key=lambda r: float(r.get("score") or 0.0)) if mistakes else {}
         score = best.get("score")
-        pairs.append(ConfusedPair(str(true), str(predicted), count, float(share), best.get("input", ""),
-                                  float(score) if score not in (None, "") else None))
+        pairs.append(ConfusedPair(str(true), str(predicted), count, float(count / max(totals[i], 1)),
+                                  best.get("input", ""), float(score) if score not in (None, "") else None))
     return pairs
 
 
@@ -934,8 +937,8 @@ class Cost:
     seeds: int
 
 
-def costs(report: Report) -> list[Cost]:
-    """One Cost per group, in the report's order: the paper's cost-versus-gain table."""
+def model_costs(report: Report) -> list[Cost]:
+    """One Cost per group, in the report's order: the paper's cost-versus-gain table (read it as Report.costs)."""
     def mean(values: list[float]) -> float | None:
         return statistics.fmean(values) if values else None
 

@@ -37,7 +37,7 @@ from hf_project.paper.builder import (
     overfull_boxes,
 )
 from hf_project.paper.package import PackageArguments, package_submission
-from hf_project.report import build_report, costs
+from hf_project.report import build_report
 from hf_project.training import run_experiment
 
 TOOLS = ("pdflatex", "bibtex", "pdfinfo", "pdftotext")
@@ -469,11 +469,11 @@ def test_error_analysis_and_costs_come_from_the_winners_files(many_classes):
     assert [c.f1 for c in errors.classes] == sorted(f1.values(), reverse=True)
     train = {r["label"]: r["train"] for r in run.class_counts()}
     assert all(c.train == train[c.label] for c in errors.classes)
-    for cost, group in zip(costs(report), report.groups, strict=True):
+    for cost, group in zip(report.costs, report.groups, strict=True):
         assert cost.parameters == group.first.manifest["parameters"]["trainable"]
         assert cost.train_seconds == pytest.approx(group.first.manifest["train_runtime_s"])
     table = (many_classes / "paper" / "generated" / "results.tex").read_text().split(r"\label{tab:cost}")[1]
-    assert f"{costs(report)[0].test:.4f}" in table.split(r"\end{tabular}")[0]
+    assert f"{report.costs[0].test:.4f}" in table.split(r"\end{tabular}")[0]
 
 
 def test_few_classes_paper_fits_its_pages(project):

@@ -132,6 +132,20 @@ def test_plots_do_not_register_pyplot_figures(tmp_path: Path) -> None:
     assert plt.get_fignums() == before
 
 
+def test_confusions_are_ordered_by_count_then_share_then_class() -> None:
+    # the one order of the confused-examples figure (most_confused) and of the report's confused pairs
+    matrix = [[5, 2, 3],   # class 0: 10 examples, 0->2 the largest mistake, 0->1 a fifth of the class
+              [0, 2, 2],   # class 1: 4 examples, 1->2 as many mistakes as 0->1 but half of its class
+              [2, 2, 0]]   # class 2: two mistakes of the same count and share: class order decides
+    expected = [(0, 2, 3), (1, 2, 2), (2, 0, 2), (2, 1, 2), (0, 1, 2)]
+    assert plots.order_confusions(matrix) == expected
+    truth = [t for t, row in enumerate(matrix) for p, n in enumerate(row) for _ in range(n)]
+    predicted = [p for row in matrix for p, n in enumerate(row) for _ in range(n)]
+    order = np.random.default_rng(0).permutation(len(truth))  # the order of the examples does not matter
+    assert plots.most_confused([truth[i] for i in order], [predicted[i] for i in order], k=4) == expected[:4]
+    assert plots.order_confusions(np.diag([3, 4])) == [] and plots.most_confused([], []) == []
+
+
 # ---- sample inputs -----------------------------------------------------------------------------------------------
 
 

@@ -24,7 +24,6 @@ from hf_project.report import (
     PairedComparisons,
     Report,
     Run,
-    costs,
     fmt_params,
     image_input,
     khz,
@@ -893,13 +892,13 @@ def cost_table(report: Report) -> str:
     metric = report.selection_metric
     title = METRIC_TITLES[metric]
     rows = []
-    for c in costs(report):
+    for c in report.costs:
         rows.append(" & ".join([
             tex(c.model), fmt_params(c.parameters), fmt_seconds(c.train_seconds),
             "-" if c.samples_per_second is None else f"{c.samples_per_second:,.1f}",
             "-" if c.peak_memory_mb is None else f"{c.peak_memory_mb:,.0f}",
             "-" if c.test is None else f"{c.test:.4f}"]) + " \\\\")
-    kinds = sorted({c.peak_memory_kind for c in costs(report) if c.peak_memory_kind})
+    kinds = sorted({c.peak_memory_kind for c in report.costs if c.peak_memory_kind})
     memory = f" ({', '.join(tex(k) for k in kinds)})" if kinds else ""
     device = report.reference.manifest.get("device", {})
     return "\n".join([
@@ -918,7 +917,7 @@ def cost_sentence(report: Report) -> str:
     loses) in the selection metric on the test set."""
     metric = report.selection_metric
     title = METRIC_TITLES[metric]
-    all_costs = costs(report)
+    all_costs = report.costs
     winner = next(c for c in all_costs if c.model == report.winner.label)
     text = "Table~\\ref{tab:cost} sets what each model costs against its test score."
     for other in all_costs:

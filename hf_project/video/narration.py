@@ -281,19 +281,17 @@ def paired_results(report: Report, runner: str) -> str:
 def confusion(report: Report) -> str:
     labels, counts = report.winner.best_run.confusion_matrix()
     matrix = np.asarray(counts)
-    off = matrix.copy()
-    np.fill_diagonal(off, 0)
     text = (f"This is the confusion matrix of {report.winner.label} on the test set. " if len(labels) <= MANY_CLASSES
             else f"With {len(labels)} classes, these are the most frequent confusions of {report.winner.label} on the "
                  "test set, beside its hardest classes. ")
-    if off.sum() == 0:
+    pairs = report.errors.pairs  # a single-label report: its errors are analysed
+    if not pairs:
         return text + "It makes no mistakes on the test set."
-    i, j = np.unravel_index(off.argmax(), off.shape)
+    top = pairs[0]  # the paper's most frequent confusion too: the same ties broken the same way
     recall = np.divide(np.diag(matrix), matrix.sum(1), out=np.zeros(len(labels)), where=matrix.sum(1) > 0)
     worst = int(np.argmin(np.where(matrix.sum(1) > 0, recall, np.inf)))
-    count = int(off[i, j])
-    return text + (f"The most frequent mistake is {labels[i]} taken for {labels[j]}, "
-                   f"{'once' if count == 1 else f'{count} times'}. "
+    return text + (f"The most frequent mistake is {top.true} taken for {top.predicted}, "
+                   f"{'once' if top.count == 1 else f'{top.count} times'}. "
                    f"The hardest class is {labels[worst]}, with recall {_spoken(float(recall[worst]))}.")
 
 

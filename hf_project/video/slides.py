@@ -397,14 +397,7 @@ def draw_test_figure(fig: Figure, report: Report) -> None:
         first, second = CONTENT.split_x(min(0.66, max(0.4, ratio * height_px / width_px)))
     picture(fig, path, first.inset(0.006, 0.012))
     if rows:
-        right = second
-        card(fig, right)
-        inner = right.inset(0.012, 0.03)
-        size = paragraphs(fig, Box(inner.x, inner.top - 0.08, inner.w, 0.08), [(title, {"weight": "bold"})],
-                          largest=18)
-        heading = 1.6 * size * PX / (fig.get_figheight() * DPI)
-        used = table(fig, Box(inner.x, inner.y, inner.w, inner.h - heading), header, rows, largest=18)
-        below = Box(inner.x, inner.y, inner.w, inner.h - heading - used - 0.03)
+        below = titled_table(fig, second, title, header, rows)
         notes = mistakes(report)
         if notes and below.h > 0.1:
             paragraphs(fig, below, [(note, {}) for note in notes], largest=18, smallest=MIN_FONT)
@@ -428,15 +421,19 @@ def confusions_beside_report(fig: Figure, report: Report, header: list[str], row
     the hardest classes."""
     left, right = CONTENT.split_x(0.5)
     pairs = [[p.true, p.predicted, str(p.count), f"{p.share:.0%}"] for p in report.errors.pairs]
-    for box, (heading, head, body) in ((left, ("Most frequent confusions", ["true class", "taken for", "n",
-                                                                           "of class"], pairs)),
-                                       (right, (title, header, rows))):
-        card(fig, box)
-        inner = box.inset(0.012, 0.03)
-        size = paragraphs(fig, Box(inner.x, inner.top - 0.08, inner.w, 0.08), [(heading, {"weight": "bold"})],
-                          largest=18)
-        heading_h = 1.6 * size * PX / (fig.get_figheight() * DPI)
-        table(fig, Box(inner.x, inner.y, inner.w, inner.h - heading_h), head, body, largest=18)
+    titled_table(fig, left, "Most frequent confusions", ["true class", "taken for", "n", "of class"], pairs)
+    titled_table(fig, right, title, header, rows)
+
+
+def titled_table(fig: Figure, box: Box, title: str, header: list[str], rows: list[list[str]]) -> Box:
+    """A card over box holding a bold title and a table under it; returns the room left in the card below the
+    table (its height negative when there is none)."""
+    card(fig, box)
+    inner = box.inset(0.012, 0.03)
+    size = paragraphs(fig, Box(inner.x, inner.top - 0.08, inner.w, 0.08), [(title, {"weight": "bold"})], largest=18)
+    heading = 1.6 * size * PX / (fig.get_figheight() * DPI)
+    used = table(fig, Box(inner.x, inner.y, inner.w, inner.h - heading), header, rows, largest=18)
+    return Box(inner.x, inner.y, inner.w, inner.h - heading - used - 0.03)
 
 
 def report_table(run: Run) -> tuple[list[str], list[list[str]], str]:
