@@ -35,6 +35,11 @@ from hf_project.data.builtin import load_builtin  # noqa: E402
 from hf_project.device import cpu_supports_bf16  # noqa: E402
 from hf_project.models.registry import resolve  # noqa: E402
 
+NO_DROPOUT = {"hidden_dropout_prob": 0.0, "attention_probs_dropout_prob": 0.0}
+FROZEN = {
+    "frozen embeddings": ("bert.embeddings.",),
+    "frozen embeddings + 2 layers": ("bert.embeddings.", "bert.encoder.layer.0.", "bert.encoder.layer.1."),
+}
 BATCH = 32
 MAX_LENGTH = 64
 LEARNING_RATE = 2e-4
@@ -67,14 +72,19 @@ def forward_flops(model: Any, data: list[dict[str, torch.Tensor]]) -> float:
 
 
 def measure(name: str, make_model: Any, data: list[dict[str, torch.Tensor]], steps: int, optimizer: dict[str, Any],
-            compile_model: bool = False, threads: int | None = None) -> dict[str, Any]:
+            compile_model: bool = False, threads: int | None = None, model_kwargs: dict[str, Any] | None = None,
+            frozen: tuple[str, ...] = ()) -> dict[str, Any]:
     torch.manual_seed(2023)
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
-    model = make_model()
+    model = make_model(**(model_kwargs or {}))
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01, **optimizer)
+    for pname, param in model.named_parameters():
+        if any(pname.startswith(prefix) for prefix in frozen):
+            param.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=LEARNING_RATE, weight_decay=0.01, **optimizer)
     step_model = torch.compile(model, dynamic=True) if compile_model else model
     started = time.perf_counter()
     for batch in data[:2]:  # warm-up (and the compilation, when compiling)
@@ -117,8 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     texts, labels = list(train["text"][: BATCH * opts.batches]), list(train["label"][: BATCH * opts.batches])
     data = batches(tokenizer, texts, labels, opts.batches)
 
-    def make_model() -> Any:
-        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names))
+    def make_model(**kwargs: Any) -> Any:
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(names), **kwargs)
 
     flops = 3 * forward_flops(make_model().eval(), data)
     peak = matmul_peak_gflops("no")
@@ -127,6 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     for lever in [x.strip() for x in opts.levers.split(",") if x.strip()]:
         if lever == "compile":
             results.append(measure(lever, make_model, data, opts.steps, {}, compile_model=True))
+        elif lever == "no dropout":
+            results.append(measure(lever, make_model, data, opts.steps, {"fused": True}, model_kwargs=NO_DROPOUT))
+        elif lever in FROZEN:
+            results.append(measure(lever, make_model, data, opts.steps, {"fused": True}, frozen=FROZEN[lever]))
+        elif lever == "no dropout + frozen embeddings + 2 layers":
+            results.append(measure(lever, make_model, data, opts.steps, {"fused": True}, model_kwargs=NO_DROPOUT,
+                                   frozen=FROZEN["frozen embeddings + 2 layers"]))
         elif lever == "1 thread":
             results.append(measure(lever, make_model, data, opts.steps, {}, threads=1))
         else:

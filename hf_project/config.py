@@ -168,12 +168,32 @@ class ModelArguments:
     lstm_bidirectional: bool = field(default=True, metadata={"help": "LSTM: read the sequence both ways."})
     lstm_dropout: float = field(default=0.2, metadata={"help": "LSTM: dropout on embeddings and pooled state."})
     lstm_pooling: str = field(default="mean", metadata={"help": "LSTM: mean | max | last."})
+    freeze_layers: int = field(
+        default=0,
+        metadata={
+            "help": "Pretrained models: freeze the embeddings (everything before the first block) and the N lowest "
+            "blocks; they get no gradients and no optimiser state, so a step costs less (the LSTM trains all its "
+            "layers). 0: every layer trains."
+        },
+    )
+    dropout: float | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained models: every dropout probability of the checkpoint's config (hidden, attention, "
+            "classifier) set to this value; 0 turns dropout off, which makes a CPU step cheaper. Left out: the "
+            "checkpoint's own."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.model is not None and not self.model_names:
             raise UserError("--model is empty: name at least one model, e.g. --model minilm,lstm, or leave it out")
         if self.lstm_pooling not in ("mean", "max", "last"):
             raise UserError(f"--lstm_pooling must be mean, max or last, got {self.lstm_pooling!r}")
+        if self.freeze_layers < 0:
+            raise UserError(f"--freeze_layers counts blocks to freeze, got {self.freeze_layers}: use 0 or more")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise UserError(f"--dropout is a probability in [0, 1), got {self.dropout:g}")
 
     @property
     def model_names(self) -> list[str]:

@@ -84,3 +84,12 @@ def test_model_left_out_is_empty_and_an_empty_model_is_an_error():
 def test_bad_seeds_are_an_error():
     with pytest.raises(UserError, match="--seeds"):
         parse_args(["--seeds", "1,x"])
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_image.yaml", "demo_audio.yaml"])
+def test_the_shipped_demo_configs_parse(name):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "configs" / name
+    cfg = parse_args(["--config", str(path)])
+    assert cfg.model.model_names and cfg.data.dataset

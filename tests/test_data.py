@@ -30,6 +30,18 @@ def test_split_rule_matches_an_independent_computation(fortunes_csv):
     assert set(Counter(data.splits["validation"]["label"]).values()) <= {5, 6}
 
 
+def test_columns_read_whole_give_each_row_its_own_text_and_label(tmp_path):
+    rows = [{"text": "" if i % 7 == 0 else f"cookie {i}", "label": ("spam", "ham")[i % 2]} for i in range(60)]
+    data = prepare_data(DataArguments(dataset=str(write_csv(tmp_path / "rows.csv", rows))), seed=2023)
+    for part in ("train", "validation", "test"):
+        indices = data.split[part]["indices"]
+        assert list(data.splits[part]["text"]) == [rows[i]["text"] for i in indices]  # a missing text reads as ""
+        assert data.references(part) == [data.label_names.index(rows[i]["label"]) for i in indices]
+    floats = [{"text": f"cookie {i}", "label": i / 7} for i in range(60)]
+    with pytest.raises(UserError, match="looks continuous"):
+        prepare_data(DataArguments(dataset=str(write_csv(tmp_path / "floats.csv", floats))), seed=2023)
+
+
 def test_same_settings_same_hash_other_seed_other_split(fortunes_csv):
     a = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
     b = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)

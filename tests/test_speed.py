@@ -87,6 +87,15 @@ def test_length_order_is_longest_first_and_stable():
     assert training.length_order(Dataset.from_dict({"pixel_values": [[0.0]]})) is None
 
 
+def test_longest_first_reads_a_datasets_column_as_it_reads_a_list():
+    from datasets import Dataset
+
+    lengths = np.random.default_rng(0).integers(1, 6, 300).tolist()  # many ties: their order must be kept
+    column = Dataset.from_dict({"length": lengths})["length"]
+    expected = np.argsort(-np.asarray(lengths), kind="stable").tolist()
+    assert text.longest_first(column) == text.longest_first(lengths) == expected
+
+
 def test_predictor_sorts_texts_by_length_but_answers_in_input_order(fortunes_csv, tiny_bert):
     data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
     spec = resolve(str(tiny_bert))

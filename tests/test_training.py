@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from hf_project.config import DataArguments, parse_args
 from hf_project.data import prepare_data
+from hf_project.errors import UserError
 from hf_project.modalities import text
 from hf_project.models import build_model
 from hf_project.models.registry import resolve
@@ -117,3 +118,52 @@ def test_tokenised_data_is_cached(fortunes_csv, tiny_bert, tmp_path, monkeypatch
     # Another max_length is another cache entry, not a stale hit.
     monkeypatch.undo()
     assert max(text.tokenize(data.splits, tokenizer, 16, data.split["hash"], tmp_path)["train"]["length"]) <= 16
+
+
+def test_freeze_layers_freezes_the_embeddings_and_the_lowest_blocks_only(fortunes_csv, tiny_bert):
+    data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
+    spec = resolve(str(tiny_bert))
+    cfg = parse_args(["--freeze_layers", "1"])
+    tokenizer = text.load_processor(spec, data, cfg)
+    net = build_model(spec, data.label_names, "text", text.lstm_inputs(tokenizer, cfg), cfg.model)
+    frozen = {name for name, p in net.named_parameters() if not p.requires_grad}
+    assert frozen and all(n.startswith(("bert.embeddings.", "bert.encoder.layer.0.")) for n in frozen)
+    assert {n for n, _ in net.named_parameters() if n.startswith(("bert.embeddings.", "bert.encoder.layer.0."))} \
+        == frozen
+    every = build_model(spec, data.label_names, "text", {}, parse_args(["--freeze_layers", "2"]).model)
+    trained = [name for name, p in every.named_parameters() if p.requires_grad]
+    assert trained == ["bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"]
+    with pytest.raises(UserError, match="has 2 blocks: use at most 2"):
+        build_model(spec, data.label_names, "text", {}, parse_args(["--freeze_layers", "3"]).model)
+
+
+def test_dropout_sets_every_dropout_of_the_checkpoint_and_is_saved(fortunes_csv, tiny_bert):
+    data = prepare_data(DataArguments(dataset=str(fortunes_csv)), seed=2023)
+    spec = resolve(str(tiny_bert))
+    net = build_model(spec, data.label_names, "text", {}, parse_args(["--dropout", "0"]).model)
+    assert {m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)} == {0.0}
+    assert net.config.hidden_dropout_prob == net.config.attention_probs_dropout_prob == 0.0
+    kept = build_model(spec, data.label_names, "text", {}, parse_args([]).model)
+    assert {m.p for m in kept.modules() if isinstance(m, torch.nn.Dropout)} == {0.1}  # BertConfig's own
+
+
+@pytest.mark.parametrize("flag, value, message", [("--freeze_layers", "-1", "use 0 or more"),
+                                                  ("--dropout", "1.5", "probability in")])
+def test_freeze_and_dropout_refuse_bad_values(flag, value, message):
+    with pytest.raises(UserError, match=message):
+        parse_args([flag, value])
+
+
+def test_a_frozen_run_leaves_the_frozen_weights_as_loaded(fortunes_csv, tiny_bert, out_dirs):
+    from safetensors.torch import load_file
+
+    experiment(fortunes_csv, str(tiny_bert), out_dirs, "--freeze_layers", "1", "--num_train_epochs", "1")
+    (run_dir,) = find_runs(out_dirs[1])
+    start = load_file(str(tiny_bert / "model.safetensors"))
+    end = load_file(str(run_dir / "model" / "model.safetensors"))
+    for name in ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.0.output.dense.weight"):
+        assert torch.equal(start[name], end[name]), name
+    assert not torch.equal(start["bert.encoder.layer.1.output.dense.weight"],
+                           end["bert.encoder.layer.1.output.dense.weight"])
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["parameters"]["trainable"] < manifest["parameters"]["total"]

@@ -46,7 +46,7 @@ class PreparedData:
 
     def references(self, part: str) -> list[Any]:
         """The labels of a split as the task scores them: class ids, indicator rows or targets."""
-        return list(self.splits[part]["label"])
+        return self.splits[part]["label"][:]  # in bulk: iterating a datasets Column formats one row at a time
 
 
 def detect_modality(raw: DatasetDict, args: DataArguments) -> tuple[str, str]:
@@ -163,17 +163,20 @@ def _task_of(raw: DatasetDict, args: DataArguments) -> str:
                     raise UserError(f"--task single_label, but label column {column!r} holds lists: pass --task "
                                     "multi_label (or --task auto)")
         return args.task
+    # each split's labels read once, in bulk: the checks pass over them several times, and every pass over a datasets
+    # Column formats its rows one at a time again
+    values = {name: ds[column][:] for name, ds in raw.items()}
     train = raw["train"]
-    task = label_utils.detect_task(train[column], train.features[column], column, args.label_delimiter)
+    task = label_utils.detect_task(values["train"], train.features[column], column, args.label_delimiter)
     if task == "single_label":
-        for ds in raw.values():
-            label_utils.check_label_values(ds[column], ds.features[column], column)
+        for name, ds in raw.items():
+            label_utils.check_label_values(values[name], ds.features[column], column)
     return task
 
 
 def _labels(task: str, ds: Any, args: DataArguments, split: str) -> list[Any]:
     """A provided split's labels, parsed for the task: raw values, label sets or float targets."""
-    values = list(ds[args.label_column])
+    values = ds[args.label_column][:]  # in bulk: iterating a datasets Column formats one row at a time
     if task == "multi_label":
         return label_utils.label_sets(values, ds.features[args.label_column], args.label_delimiter, split)
     if task == "regression":

@@ -150,8 +150,9 @@ class MicroBatchCollator:
         return {MICRO_BATCHES: micro, MICRO_ORDER: torch.tensor(order), "labels": torch.tensor(labels)}
 
 
-def longest_first(lengths: list[int]) -> list[int]:
+def longest_first(lengths: Sequence[int]) -> list[int]:
     """Indices of `lengths` from the longest to the shortest, ties in their original order."""
+    lengths = lengths[:]  # one bulk read: a datasets Column (length_order's) formats a whole row for each index
     return sorted(range(len(lengths)), key=lambda i: -lengths[i])
 
 
@@ -182,7 +183,7 @@ def load_folder(root: Path, split_dirs: Mapping[str, Path]) -> DatasetDict:
 
 def _texts(rows: Dataset, column: str, split: str, role: str, flag: str) -> list[str]:
     """The strings of `column`; missing ones are read as empty strings (with a warning), other values refused."""
-    texts = list(rows[column])
+    texts = rows[column][:]  # in bulk: iterating a datasets Column formats one row at a time
     if any(not isinstance(t, str) for t in texts if t is not None):
         raise UserError(f"{role} column {column!r} does not hold text: pick a string column with {flag}")
     n_missing = sum(t is None for t in texts)

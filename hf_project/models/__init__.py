@@ -141,9 +141,11 @@ def build_model(
         model = AUTO_CLASSES[modality].from_pretrained(
             spec.checkpoint, num_labels=num_labels, id2label=id2label, label2id=label2id,
             ignore_mismatched_sizes=True, problem_type=settings.pop("problem_type", None),
+            **dropout_settings(config, getattr(model_args, "dropout", None)),
         )
     except OSError as err:
         raise hub_error(spec.checkpoint, err) from None
+    freeze_lower(model, getattr(model_args, "freeze_layers", 0), spec.name)
     model.config.update(settings)  # the threshold or the target's statistics, which from_pretrained would refuse
     if positions is not None and positions < config.max_source_positions:
         logger.info("Whisper positional table cut from %d to %d positions (%.2f s): --max_duration_s %g",
@@ -151,6 +153,50 @@ def build_model(
         cut_positions(model, positions)
     torch_batchnorm_momentum(model)
     return channels_last(model)
+
+
+def dropout_settings(config: Any, probability: float | None) -> dict[str, float]:
+    """Config overrides that set every dropout probability of a checkpoint's config (BERT's hidden_dropout_prob and
+    attention_probs_dropout_prob, Whisper's dropout, attention_dropout and activation_dropout, a classifier_dropout
+    left unset ...) to `probability`; None keeps the checkpoint's own."""
+    if probability is None:
+        return {}
+    names = [k for k in config.to_dict() if k.endswith(("dropout", "dropout_prob", "dropout_rate"))]
+    return {name: float(probability) for name in names}
+
+
+def blocks_of(model: PreTrainedModel) -> tuple[str, torch.nn.ModuleList] | None:
+    """The base model's stack of blocks (BERT's encoder.layer, Whisper's encoder.layers, ...): its longest ModuleList,
+    with its qualified name; None when it has none."""
+    lists = [(name, m) for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList) and len(m)]
+    if not lists:
+        return None
+    return max(lists, key=lambda item: len(item[1]))  # max keeps the first of equal lengths: the lowest in the model
+
+
+def freeze_lower(model: PreTrainedModel, count: int, name: str) -> None:
+    """Freeze the embeddings (every parameter registered before the first block) and the `count` lowest blocks of a
+    pretrained model: no gradient, no optimiser state. The head and the blocks above keep training."""
+    if count <= 0:
+        return
+    found = blocks_of(model)
+    if found is None:
+        raise UserError(f"--freeze_layers {count}: {name} has no stack of blocks to freeze; leave --freeze_layers out")
+    prefix, blocks = found
+    if count > len(blocks):
+        raise UserError(f"--freeze_layers {count}, but {name} has {len(blocks)} blocks: use at most {len(blocks)}")
+    frozen, reached_blocks = 0, False
+    for pname, param in model.named_parameters():  # in registration order: embeddings, blocks, what comes after
+        in_blocks = pname.startswith(f"{prefix}.")
+        if in_blocks and int(pname[len(prefix) + 1:].split(".", 1)[0]) >= count:
+            break  # the first block that trains
+        if reached_blocks and not in_blocks:
+            break  # every block frozen: the final norm, the pooler and the head still train
+        reached_blocks = reached_blocks or in_blocks
+        param.requires_grad_(False)
+        frozen += param.numel()
+    logger.info("%s: the embeddings and the %d lowest of %d blocks frozen (%s parameters)", name, count, len(blocks),
+                f"{frozen:,}")
 
 
 def set_output_bias(model: PreTrainedModel, bias: list[float]) -> None:
