@@ -54,7 +54,6 @@ import json
 import math
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -416,20 +415,10 @@ def child(job: dict[str, Any]) -> None:
 def run_job(job: dict[str, Any], workdir: Path, log: Any) -> dict[str, Any]:
     label = f"{job['kind']} {job.get('case', '')} n={job.get('n', '')}".replace("  ", " ")
     job = {**job, "workdir": str(workdir / label.replace(" ", "-").replace("=", ""))}
-    print(f"[bench] {label} ...", file=sys.stderr, flush=True)
-    started = time.perf_counter()
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "HF_DATASETS_CACHE": str(Path(job["workdir"]) / "hf-datasets"), "HF_PROJECT_CACHE": str(workdir / "cache")}
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
-                          env=env)
-    log.write(f"===== {label}\n{proc.stdout}\n{proc.stderr}\n")
-    log.flush()
-    found = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-    if proc.returncode != 0 or not found:
-        tail = proc.stderr.strip().splitlines()[-8:]
-        raise SystemExit(f"benchmark job {label} failed (exit {proc.returncode}):\n" + "\n".join(tail))
-    result = json.loads(found[-1])
-    result["wall_s"] = round(time.perf_counter() - started, 1)
+    from bench_train import run_child
+
+    result = run_child(__file__, job, label, log, env={"HF_DATASETS_CACHE": str(Path(job["workdir"]) / "hf-datasets"),
+                                                       "HF_PROJECT_CACHE": str(workdir / "cache")})
     print(f"[bench] {label}: {result['wall_s']} s, peak RSS {result['peak_rss_mb']} MB", file=sys.stderr, flush=True)
     return result
 

@@ -595,19 +595,29 @@ def bf16_available() -> bool:
 def run_job(job: dict[str, Any], workdir: Path, log) -> dict[str, Any]:
     label = f"{job['case']} {job['impl']} {job['precision']} {job.get('batching', 'split')} run {job.get('run', 1)}"
     job = {**job, "workdir": str(workdir / label.replace(" ", "-"))}
+    result = run_child(__file__, job, label, log)
+    print(f"[bench] {label}: {summary(result)}", file=sys.stderr, flush=True)
+    return result
+
+
+def run_child(script: str, job: dict[str, Any], label: str, log: Any,
+              env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run `script --child <job>` in a process of its own (offline, its peak RSS its own, its output in `log`) and
+    return the last `RESULT {...}` line it printed, with its wall time; a failed job stops the benchmark with the
+    tail of its stderr. Shared by the benchmarks that run one child per measurement."""
     print(f"[bench] {label} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, __file__, "--child", json.dumps(job)], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, script, "--child", json.dumps(job)], capture_output=True, text=True,
                           env={**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-                               "TOKENIZERS_PARALLELISM": "false"})
+                               "TOKENIZERS_PARALLELISM": "false", **(env or {})})
     log.write(f"===== {label}\n{proc.stdout}\n{proc.stderr}\n")
+    log.flush()
     results = [line[7:] for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not results:
-        tail = proc.stderr.strip().splitlines()[-5:]
+        tail = proc.stderr.strip().splitlines()[-8:]
         raise SystemExit(f"benchmark job {label} failed (exit {proc.returncode}):\n" + "\n".join(tail))
     result = json.loads(results[-1])
     result["wall_s"] = round(time.perf_counter() - started, 1)
-    print(f"[bench] {label}: {summary(result)}", file=sys.stderr, flush=True)
     return result
 
 

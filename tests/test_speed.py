@@ -274,3 +274,14 @@ def test_auto_precision_stays_fp32_on_every_cpu_and_hints_where_bf16_is_native(m
     with caplog.at_level("INFO", logger="hf_project.device"):  # asked for: bf16 on any CPU, and no hint
         assert device.resolve_mixed_precision(TrainArguments(mixed_precision="bf16")) == "bf16"
     assert not [r for r in caplog.records if "native bf16" in r.getMessage()]
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_runs_on_tiny_settings(tmp_path):
+    """Only that it runs and writes its results and figure (make test-slow): no timing is asserted."""
+    out = tmp_path / "scaling.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_scaling.py"), "--tiny", "--output",
+                           str(out)], capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report and out.with_suffix(".png").exists()
