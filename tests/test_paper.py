@@ -422,6 +422,7 @@ def many_classes(tiny_bert, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("many-classes")
     run_experiment(parse_args(["--dataset", "fortunes", "--model", f"lstm,{tiny_bert}", *TINY,
                                "--num_train_epochs", "1", "--lstm_num_train_epochs", "1", "--max_eval_samples", "400",
+                               "--freeze_layers", "1", "--dropout", "0",  # as the demo trains its MiniLM
                                "--runs_dir", str(root / "runs"), "--weights_dir", str(root / "weights")]))
     build_paper(PaperArguments(runs_dir=str(root / "runs"), out_dir=str(root / "paper")))
     return root
@@ -448,6 +449,10 @@ def test_many_classes_paper_fits_its_pages_and_its_width(many_classes):
     assert "Full confusion matrix" in appendix
     results = (paper / "generated" / "results.tex").read_text()
     assert r"\label{tab:confused}" in results and r"\label{tab:cost}" in results
+    hparams = {line.split(" & ")[0]: line.rstrip(" \\").split(" & ")[1:]
+               for line in (paper / "generated" / "training.tex").read_text().splitlines() if " & " in line}
+    assert sorted(hparams["frozen lowest blocks"]) == ["-", "1"]  # the pretrained model's; the LSTM has none
+    assert sorted(hparams["dropout (pretrained)"]) == ["-", "0.0"]
     assert "confusion_matrix.png" not in results  # 43 classes: not squeezed into the body
     assert "confusion_matrix.png" in (paper / "generated" / "appendix.tex").read_text()
     body = " ".join(" ".join(texts[:layout.body_pages]).split())

@@ -694,6 +694,13 @@ def hyperparameter_table(report: Report) -> str:
         values = [fmt_value(g.first.linear.get("regularization", {}).get("C")) if g.first.family == "linear" else "-"
                   for g in report.groups]
         body.append(" & ".join(["$C$ (on validation)", *values]) + " \\\\")
+    pretrained = [g for g in report.groups if g.first.family == "pretrained"]
+    if any(g.first.config.get("freeze_layers") or g.first.config.get("dropout") is not None for g in pretrained):
+        frozen = [(g.first.config.get("freeze_layers") or "none") if g in pretrained else "-" for g in report.groups]
+        body.append(" & ".join(["frozen lowest blocks", *(tex(v) for v in frozen)]) + " \\\\")
+        dropout = [("checkpoint's" if g.first.config.get("dropout") is None else g.first.config["dropout"])
+                   if g in pretrained else "-" for g in report.groups]
+        body.append(" & ".join(["dropout (pretrained)", *(tex(v) for v in dropout)]) + " \\\\")
     scratch = [g for g in report.groups if g.first.family == "lstm"]
     if scratch:
         # a token embedding for text; for images and audio a linear projection of each pixel row or mel frame
