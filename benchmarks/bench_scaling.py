@@ -53,7 +53,6 @@ import dataclasses
 import json
 import math
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -64,7 +63,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-SEED = 2023
+import bench_train  # noqa: E402
+from bench_train import peak_rss_mb, run_child  # noqa: E402
+
+from hf_project.config import DEFAULT_SEED  # noqa: E402
+
+SEED = DEFAULT_SEED
 SUPERLINEAR = 1.3  # growth exponent above which a step is flagged (1 = linear)
 MIN_SECONDS = 0.2  # below this at the largest size a step is too short to judge its growth
 REPEATS, REPEAT_BELOW = 3, 2.0  # micro steps shorter than REPEAT_BELOW seconds: the fastest of REPEATS runs
@@ -123,10 +127,6 @@ def make_image_folder(root: Path, n: int) -> Path:
 
 
 # ----------------------------------------------------------------------------------------------------------- child
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def rss_mb() -> float:
@@ -204,7 +204,6 @@ def inference_inputs(data: Any, rows: int) -> list[Any]:
 
 
 def run_pipeline(job: dict[str, Any], out: dict[str, Any]) -> None:
-    import bench_train
     from transformers import set_seed
 
     from hf_project import results
@@ -415,8 +414,6 @@ def child(job: dict[str, Any]) -> None:
 def run_job(job: dict[str, Any], workdir: Path, log: Any) -> dict[str, Any]:
     label = f"{job['kind']} {job.get('case', '')} n={job.get('n', '')}".replace("  ", " ")
     job = {**job, "workdir": str(workdir / label.replace(" ", "-").replace("=", ""))}
-    from bench_train import run_child
-
     result = run_child(__file__, job, label, log, env={"HF_DATASETS_CACHE": str(Path(job["workdir"]) / "hf-datasets"),
                                                        "HF_PROJECT_CACHE": str(workdir / "cache")})
     print(f"[bench] {label}: {result['wall_s']} s, peak RSS {result['peak_rss_mb']} MB", file=sys.stderr, flush=True)
@@ -576,7 +573,6 @@ def jobs_for(opts: argparse.Namespace, size: dict[str, Any], workdir: Path) -> l
     jobs: list[dict[str, Any]] = []
     text_model = {}
     if opts.tiny and "minilm" in opts.models:  # a 2-layer BERT with MiniLM's vocabulary
-        import bench_train
 
         text_model["minilm"] = str(bench_train.save_text_model(workdir / "tiny-minilm"))
     for n in opts.sizes if {"pipeline", "micro"} & set(opts.parts) else []:
@@ -663,7 +659,6 @@ def report(results: list[dict[str, Any]], opts: argparse.Namespace, output: Path
     micro = [r for r in results if r["kind"] == "micro"]
     compare_runs = next((r for r in results if r["kind"] == "compare_runs"), None)
     rows = analyse(pipeline, micro)
-    import bench_train
 
     from hf_project.runs import atomic_write_text, git_state
 

@@ -141,11 +141,11 @@ def build_model(
         model = AUTO_CLASSES[modality].from_pretrained(
             spec.checkpoint, num_labels=num_labels, id2label=id2label, label2id=label2id,
             ignore_mismatched_sizes=True, problem_type=settings.pop("problem_type", None),
-            **dropout_settings(config, getattr(model_args, "dropout", None)),
+            **dropout_settings(config, model_args.dropout),
         )
     except OSError as err:
         raise hub_error(spec.checkpoint, err) from None
-    freeze_lower(model, getattr(model_args, "freeze_layers", 0), spec.name)
+    freeze_lower(model, model_args.freeze_layers, spec.name)
     model.config.update(settings)  # the threshold or the target's statistics, which from_pretrained would refuse
     if positions is not None and positions < config.max_source_positions:
         logger.info("Whisper positional table cut from %d to %d positions (%.2f s): --max_duration_s %g",
@@ -185,18 +185,13 @@ def freeze_lower(model: PreTrainedModel, count: int, name: str) -> None:
     prefix, blocks = found
     if count > len(blocks):
         raise UserError(f"--freeze_layers {count}, but {name} has {len(blocks)} blocks: use at most {len(blocks)}")
-    frozen, reached_blocks = 0, False
-    for pname, param in model.named_parameters():  # in registration order: embeddings, blocks, what comes after
-        in_blocks = pname.startswith(f"{prefix}.")
-        if in_blocks and int(pname[len(prefix) + 1:].split(".", 1)[0]) >= count:
-            break  # the first block that trains
-        if reached_blocks and not in_blocks:
-            break  # every block frozen: the final norm, the pooler and the head still train
-        reached_blocks = reached_blocks or in_blocks
+    params = list(model.named_parameters())  # in registration order: embeddings, blocks, what comes after
+    first_block = next(i for i, (pname, _) in enumerate(params) if pname.startswith(f"{prefix}."))
+    frozen = [p for _, p in params[:first_block]] + list(blocks[:count].parameters())
+    for param in frozen:  # the blocks above, the final norm, the pooler and the head keep training
         param.requires_grad_(False)
-        frozen += param.numel()
     logger.info("%s: the embeddings and the %d lowest of %d blocks frozen (%s parameters)", name, count, len(blocks),
-                f"{frozen:,}")
+                f"{sum(p.numel() for p in frozen):,}")
 
 
 def set_output_bias(model: PreTrainedModel, bias: list[float]) -> None:
